@@ -1,0 +1,120 @@
+"""``sparsepipe`` — the one command-line entry point.
+
+Each subcommand is a ``(config dataclass, run function)`` pair living in its own module, imported only when that
+subcommand runs, so ``sparsepipe --help`` stays fast. A subcommand may have two words (``sparsepipe eval 7scenes``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+from perception.errors import InputError
+
+log = logging.getLogger("sparsepipe")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    target: str
+    """``module:ConfigClass:run_function``."""
+    summary: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("doctor", "apps.doctor:DoctorConfig:run", "Check every dependency, the spconv CPU path and CUDA."),
+    Command(
+        "demo",
+        "apps.demo:DemoConfig:run",
+        "Bundle-adjust a synthetic COLMAP scene with the GTSAM back end, compare to pycolmap, write outputs.",
+    ),
+)
+
+
+def _usage() -> str:
+    from importlib import metadata
+
+    try:
+        version = metadata.version("sparsepipe")
+    except metadata.PackageNotFoundError:  # pragma: no cover
+        version = "unknown"
+    width = max(len(c.name) for c in COMMANDS) + 2
+    lines = [
+        f"sparsepipe {version} — staged 3D-vision and robotics perception pipelines",
+        "",
+        "usage: sparsepipe COMMAND [options]      (sparsepipe COMMAND --help shows every option and its default)",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {c.name.ljust(width)}{c.summary}" for c in COMMANDS]
+    lines += [
+        "",
+        "Every pipeline command takes --out, --seed, --config FILE, --rerun {save[:PATH],spawn,serve,connect[:URL],off}",
+        "and saves its resolved options as OUT/config.yaml.",
+        "Set SPARSEPIPE_DEBUG=1 to see full tracebacks.",
+    ]
+    return "\n".join(lines)
+
+
+def _find(argv: list[str]) -> tuple[Command | None, list[str]]:
+    for n in (2, 1):
+        name = " ".join(argv[:n])
+        for c in COMMANDS:
+            if c.name == name:
+                return c, argv[n:]
+    return None, argv
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        print(_usage().splitlines()[0])
+        return 0
+    cmd, rest = _find(argv)
+    if cmd is None:
+        group = [c for c in COMMANDS if c.name.split()[0] == argv[0]]
+        if group:
+            print(f"sparsepipe {argv[0]}: choose one of: " + ", ".join(c.name for c in group), file=sys.stderr)
+        else:
+            print(f"sparsepipe: unknown command {argv[0]!r}; run 'sparsepipe --help' for the list", file=sys.stderr)
+        return 2
+
+    module_name, cfg_name, fn_name = cmd.target.split(":")
+    module = importlib.import_module(module_name)
+    cfg_cls, run = getattr(module, cfg_name), getattr(module, fn_name)
+
+    from apps.config import parse_config, setup_logging
+
+    debug = os.environ.get("SPARSEPIPE_DEBUG", "") not in ("", "0")
+    try:
+        cfg = parse_config(cfg_cls, rest, prog=f"sparsepipe {cmd.name}", description=module.__doc__ or cmd.summary)
+        setup_logging(cfg.log_level)
+        rc = run(cfg)
+        return int(rc or 0)
+    except (InputError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+        if debug:
+            raise
+        print(f"sparsepipe {cmd.name}: error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        # Validation in the library raises ValueError with a message naming the input; anything else
+        # is a bug whose traceback SPARSEPIPE_DEBUG=1 shows.
+        if debug:
+            raise
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"sparsepipe {cmd.name}: error: {msg} (SPARSEPIPE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sparsepipe {cmd.name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
