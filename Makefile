@@ -35,7 +35,7 @@ test-all: setup
 	$(PY) -m pytest -m "" $(PYTEST_ARGS)
 
 bench: setup
-	$(PY) -m pytest bench -m "" -q -p no:randomly --benchmark-only --benchmark-json=out/bench/pytest-benchmark.json
+	$(PY) -m pytest bench -m "" -q --benchmark-only --benchmark-json=out/bench/pytest-benchmark.json
 	@for s in bench/*.py; do case $$s in bench/test_*|bench/conftest.py) ;; *) echo "== $$s"; $(PY) $$s;; esac; done
 
 lint: setup

@@ -26,7 +26,9 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("doctor", "apps.doctor:DoctorConfig:run", "Check every dependency, the spconv CPU path and CUDA."),
+    Command(
+        "doctor", "apps.doctor:DoctorConfig:run", "Check every dependency, the spconv CPU path and CUDA."
+    ),
     Command(
         "demo",
         "apps.demo:DemoConfig:run",
@@ -53,8 +55,8 @@ def _usage() -> str:
     lines += [f"  {c.name.ljust(width)}{c.summary}" for c in COMMANDS]
     lines += [
         "",
-        "Every pipeline command takes --out, --seed, --config FILE, --rerun {save[:PATH],spawn,serve,connect[:URL],off}",
-        "and saves its resolved options as OUT/config.yaml.",
+        "Every command takes --out, --seed and --config FILE and saves its resolved options as OUT/config.yaml;",
+        "pipeline commands also take --rerun {save[:PATH],spawn,serve,connect[:URL],off}.",
         "Set SPARSEPIPE_DEBUG=1 to see full tracebacks.",
     ]
     return "\n".join(lines)
@@ -81,9 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     if cmd is None:
         group = [c for c in COMMANDS if c.name.split()[0] == argv[0]]
         if group:
-            print(f"sparsepipe {argv[0]}: choose one of: " + ", ".join(c.name for c in group), file=sys.stderr)
+            print(
+                f"sparsepipe {argv[0]}: choose one of: " + ", ".join(c.name for c in group), file=sys.stderr
+            )
         else:
-            print(f"sparsepipe: unknown command {argv[0]!r}; run 'sparsepipe --help' for the list", file=sys.stderr)
+            print(
+                f"sparsepipe: unknown command {argv[0]!r}; run 'sparsepipe --help' for the list",
+                file=sys.stderr,
+            )
         return 2
 
     module_name, cfg_name, fn_name = cmd.target.split(":")
@@ -94,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
 
     debug = os.environ.get("SPARSEPIPE_DEBUG", "") not in ("", "0")
     try:
-        cfg = parse_config(cfg_cls, rest, prog=f"sparsepipe {cmd.name}", description=module.__doc__ or cmd.summary)
+        cfg = parse_config(
+            cfg_cls, rest, prog=f"sparsepipe {cmd.name}", description=module.__doc__ or cmd.summary
+        )
         setup_logging(cfg.log_level)
         rc = run(cfg)
         return int(rc or 0)
@@ -109,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"sparsepipe {cmd.name}: error: {msg} (SPARSEPIPE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(
+            f"sparsepipe {cmd.name}: error: {msg} (SPARSEPIPE_DEBUG=1 shows the traceback)", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         print(f"sparsepipe {cmd.name}: interrupted", file=sys.stderr)

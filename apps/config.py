@@ -111,13 +111,21 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 def _from_dict(cls: type[C], data: dict, where: str, base: C | None = None) -> C:
+    """Values in ``data`` replace those of ``base`` (default ``cls()``); nested dataclasses merge field by field."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - names)
     if unknown:
         raise InputError(f"{where}: unknown option(s) {unknown} for {cls.__name__}; valid: {sorted(names)}")
-    kwargs = {k: _coerce(v, hints[k], f"{where}: {k}") for k, v in data.items()}
-    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+    base = cls() if base is None else base
+    kwargs = {}
+    for k, v in data.items():
+        current = getattr(base, k)
+        if dataclasses.is_dataclass(current) and isinstance(v, dict):
+            kwargs[k] = _from_dict(type(current), v, f"{where}: {k}", base=current)
+        else:
+            kwargs[k] = _coerce(v, hints[k], f"{where}: {k}")
+    return dataclasses.replace(base, **kwargs)
 
 
 def load_config_file(cls: type[C], path: Path) -> C:
@@ -200,6 +208,8 @@ def setup_logging(level: str) -> None:
         handlers=[RichHandler(show_path=False, rich_tracebacks=False)],
         force=True,
     )
+    for noisy in ("numexpr", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def dump_json(obj: Any) -> str:

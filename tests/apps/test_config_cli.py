@@ -22,6 +22,7 @@ class Inner:
 
 @dataclass
 class ToyConfig(PipelineConfig):
+    inner_custom: Inner = field(default_factory=lambda: Inner(k=5, name="custom"))
     out: Path = Path("out/toy")
     """Output folder."""
     steps: int = 10
@@ -35,12 +36,14 @@ class ToyConfig(PipelineConfig):
 
 def test_defaults_file_and_flags_priority(tmp_path: Path) -> None:
     cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text("steps: 42\nrate: 2\nmode: exact\ninner: {k: 7}\nsizes: [3, 4, 5]\n")
+    cfg_file.write_text("steps: 42\nrate: 2\nmode: exact\ninner: {k: 7}\nsizes: [3, 4, 5]\ninner_custom: {k: 6}\n")
     cfg = parse_config(ToyConfig, ["--config", str(cfg_file), "--rate", "0.25"], "toy", "toy")
     assert cfg.steps == 42  # from the file
     assert cfg.rate == 0.25  # flag beats file
     assert cfg.mode == "exact" and cfg.inner.k == 7 and cfg.inner.name == "x"
     assert cfg.sizes == (3, 4, 5)
+    # a partial nested mapping keeps the config's own nested defaults, not the nested class's
+    assert cfg.inner_custom == Inner(k=6, name="custom")
     assert isinstance(cfg.rate, float)
 
 

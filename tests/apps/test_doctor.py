@@ -16,7 +16,13 @@ def test_doctor_passes_and_writes_report(tmp_path: Path, capsys: pytest.CaptureF
     report = json.loads((tmp_path / "doctor.json").read_text())
     assert report["ok"] is True
     names = {c["name"]: c for c in report["checks"]}
-    for required in ("import gtsam", "import open3d", "import spconv", "spconv CPU self-test", "rerun viewer binary"):
+    for required in (
+        "import gtsam",
+        "import open3d",
+        "import spconv",
+        "spconv CPU self-test",
+        "rerun viewer binary",
+    ):
         assert names[required]["ok"], names[required]
     assert names["import torch"]["version"].startswith("2.13.0")
     assert "rel err" in names["spconv CPU self-test"]["detail"]

@@ -1,0 +1,1 @@
+"""Sensor simulation: data with exact ground truth, written in the real datasets' formats."""
