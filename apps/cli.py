@@ -26,14 +26,18 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command(
-        "doctor", "apps.doctor:DoctorConfig:run", "Check every dependency, the spconv CPU path and CUDA."
-    ),
+    Command("doctor", "apps.doctor:DoctorConfig:run", "Check every dependency, the spconv CPU path and CUDA."),
     Command(
         "demo",
         "apps.demo:DemoConfig:run",
         "Bundle-adjust a synthetic COLMAP scene with the GTSAM back end, compare to pycolmap, write outputs.",
     ),
+    Command(
+        "sim room",
+        "apps.sim:SimRoomConfig:run_room",
+        "Simulate an indoor RGB-D relocalization dataset (7-Scenes layout).",
+    ),
+    Command("sim tum", "apps.sim:SimTumConfig:run_tum", "Simulate a hand-held RGB-D sequence (TUM RGB-D layout)."),
 )
 
 
@@ -83,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if cmd is None:
         group = [c for c in COMMANDS if c.name.split()[0] == argv[0]]
         if group:
-            print(
-                f"sparsepipe {argv[0]}: choose one of: " + ", ".join(c.name for c in group), file=sys.stderr
-            )
+            print(f"sparsepipe {argv[0]}: choose one of: " + ", ".join(c.name for c in group), file=sys.stderr)
         else:
             print(
                 f"sparsepipe: unknown command {argv[0]!r}; run 'sparsepipe --help' for the list",
@@ -101,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     debug = os.environ.get("SPARSEPIPE_DEBUG", "") not in ("", "0")
     try:
-        cfg = parse_config(
-            cfg_cls, rest, prog=f"sparsepipe {cmd.name}", description=module.__doc__ or cmd.summary
-        )
+        cfg = parse_config(cfg_cls, rest, prog=f"sparsepipe {cmd.name}", description=module.__doc__ or cmd.summary)
         setup_logging(cfg.log_level)
         rc = run(cfg)
         return int(rc or 0)
@@ -118,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(
-            f"sparsepipe {cmd.name}: error: {msg} (SPARSEPIPE_DEBUG=1 shows the traceback)", file=sys.stderr
-        )
+        print(f"sparsepipe {cmd.name}: error: {msg} (SPARSEPIPE_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sparsepipe {cmd.name}: interrupted", file=sys.stderr)

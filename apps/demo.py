@@ -192,7 +192,7 @@ def log_to_rerun(spec, result: BAResult, problem, T_gt: SE3, P_gt: np.ndarray) -
         log_trajectory(rec, "world/ba/trajectory", None, result.T_world_cam, color=(230, 120, 40), static=True)
         for i, cam in enumerate(problem.cameras):
             set_time(rec, frame=i)
-            log_camera(rec, "world/ba/camera", result.T_world_cam[i], cam)
+            log_camera(rec, "world/camera", result.T_world_cam[i], cam)
             sel = problem.observations.image_index == i
             log_scalars(rec, "metrics/reprojection_px_median", float(np.median(result.residuals_px[sel])))
 

@@ -29,6 +29,7 @@ PIPELINES: tuple[str, ...] = (
     "detect3d",
     "camopt",
     "splat",
+    "sim",
 )
 
 VIEWS_2D: dict[str, tuple[str, ...]] = {
@@ -40,6 +41,7 @@ VIEWS_2D: dict[str, tuple[str, ...]] = {
     "detect3d": ("/world/camera",),
     "camopt": ("/world/camera",),
     "splat": ("/eval/render", "/eval/gt"),
+    "sim": ("/world/camera",),
 }
 """Default origins of each pipeline's 2D views (override with ``blueprint_for(name, cameras=...)``)."""
 
@@ -51,6 +53,7 @@ _TITLES_3D = {
     "detect3d": "detections",
     "camopt": "cameras",
     "splat": "gaussians",
+    "sim": "simulated world",
 }
 
 

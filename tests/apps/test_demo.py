@@ -62,7 +62,7 @@ def test_outputs_read_back_with_real_readers(demo_out: Path) -> None:
         "/world/ba/points",
         "/world/gt/points",
         "/world/ba/trajectory",
-        "/world/ba/camera",
+        "/world/camera",
         "/metrics/reprojection_px_median",
     ):
         assert p in paths, (p, sorted(paths))
