@@ -28,7 +28,7 @@ from perception.geometry import SE3
 from perception.sim.poses import yaw_pitch_camera
 from perception.sim.primitives import box_mesh, quad_mesh
 from perception.sim.render import Light, render_camera
-from perception.sim.textures import random_texture, repetitive_texture, texture_bank, weak_texture
+from perception.sim.textures import mosaic_texture, random_texture, repetitive_texture, weak_texture
 from perception.sim.world import World
 
 log = logging.getLogger(__name__)
@@ -127,14 +127,23 @@ def build_room_world(cfg: RoomConfig, rng: np.random.Generator) -> World:
     sx, sy, sz = cfg.size
     world = World()
     ts = cfg.texture_size
-    photos = texture_bank(rng, 6, ts)
     centre = np.array([0.0, 0.0, sz / 2])
-    wall_tex = {"+x": photos[0], "-x": photos[1], "+y": repetitive_texture(rng, ts, period=96), "-y": photos[2]}
-    for face, tex in wall_tex.items():
-        world.add(box_mesh(centre, cfg.size, texture=tex, semantic_id=NYU40["wall"], inward=True, faces=(face,),
-                           tile_size=1.6, rng=rng, name=f"wall{face}"))  # fmt: skip
-    world.add(box_mesh(centre, cfg.size, texture=photos[3], semantic_id=NYU40["floor"], inward=True, faces=("-z",),
-                       tile_size=1.2, rng=rng, name="floor", reflectivity=0.3))  # fmt: skip
+    # Big surfaces are covered once by a mosaic of distinct photographs (tiling one photograph would repeat
+    # content and make matches ambiguous everywhere); one wall is deliberately repetitive and the ceiling weak.
+    tile = 384
+    cols_x, cols_y = max(1, round(sy / sz * 2)), max(1, round(sx / sz * 2))
+    wall_tex = {
+        "+x": (mosaic_texture(rng, (2, cols_x), tile), (1, 1)),
+        "-x": (mosaic_texture(rng, (2, cols_x), tile), (1, 1)),
+        "+y": (repetitive_texture(rng, ts, period=96), None),
+        "-y": (mosaic_texture(rng, (2, cols_y), tile), (1, 1)),
+    }
+    for face, (tex, tiles) in wall_tex.items():
+        world.add(box_mesh(centre, cfg.size, texture=tex, tiles=tiles, semantic_id=NYU40["wall"], inward=True,
+                           faces=(face,), tile_size=1.6, name=f"wall{face}"))  # fmt: skip
+    floor = mosaic_texture(rng, (max(1, round(sy / 1.75)), max(1, round(sx / 1.75))), tile)
+    world.add(box_mesh(centre, cfg.size, texture=floor, tiles=(1, 1), semantic_id=NYU40["floor"], inward=True,
+                       faces=("-z",), name="floor", reflectivity=0.3))  # fmt: skip
     world.add(box_mesh(centre, cfg.size, texture=weak_texture(rng, ts), semantic_id=NYU40["ceiling"], inward=True,
                        faces=("+z",), tile_size=2.0, name="ceiling"))  # fmt: skip
 
