@@ -1,0 +1,239 @@
+"""Stage 2: the UGV-UAV relative transform ``T_ugvworld_uavworld`` from UAV keyframes matched to UGV landmarks.
+
+Each UAV keyframe ``k`` brings its own SLAM pose ``T_uavworld_cam_k`` (from the UAV's odometry) and 2D-3D
+correspondences between its keypoints and stage-1 landmarks (in the UGV world). The UAV camera in the UGV world is
+``T_ugvworld_uavworld @ T_uavworld_cam_k``, so one unknown transform explains every keyframe.
+
+1. Initialisation: PnP-RANSAC (poselib, on undistorted bearings so any camera model works) per keyframe gives
+   ``T_ugvworld_cam_k`` and a candidate ``T = T_ugvworld_cam_k @ inv(T_uavworld_cam_k)``; every candidate is scored
+   on *all* correspondences of all keyframes and the best one is kept.
+2. Refinement in GTSAM: one ``Pose3`` variable ``T``; for every correspondence a ``GenericProjectionFactor`` with the
+   keyframe's real calibration and ``body_P_sensor = T_uavworld_cam_k`` (the factor composes ``T @ body_P_sensor``,
+   exactly the UAV camera in the UGV world); the landmarks are held by tight priors. Robust Cauchy by default
+   (Huber or plain L2 as options; GTSAM's GNC optimiser is not wired yet). Correspondences behind the initial
+   camera are dropped
+   (GTSAM gives them zero Jacobians).
+3. Covariance of ``T`` from ``gtsam.Marginals``: 6x6 in gtsam's tangent order (rotation, translation), as a right
+   perturbation ``T_true = T @ Exp(xi)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+import gtsam
+import numpy as np
+from gtsam.symbol_shorthand import L, T
+
+from perception.camera import CameraModel
+from perception.camera.convert import to_gtsam
+from perception.errors import InputError
+from perception.geometry import SE3
+
+log = logging.getLogger(__name__)
+
+_FACTORS = {
+    gtsam.Cal3_S2: gtsam.GenericProjectionFactorCal3_S2,
+    gtsam.Cal3DS2: gtsam.GenericProjectionFactorCal3DS2,
+    gtsam.Cal3Fisheye: gtsam.GenericProjectionFactorCal3Fisheye,
+}
+
+
+@dataclass
+class UavKeyframeMatches:
+    """One UAV keyframe: its SLAM pose, camera and 2D-3D matches to the landmark map."""
+
+    kf_id: int
+    T_uavworld_cam: SE3
+    camera: CameraModel
+    uv: np.ndarray
+    """(M, 2) keypoints (OpenCV pixel centres)."""
+    landmark_idx: np.ndarray
+    """(M,) indices into the landmark array."""
+
+    def __post_init__(self) -> None:
+        self.uv = np.asarray(self.uv, dtype=np.float64).reshape(-1, 2)
+        self.landmark_idx = np.asarray(self.landmark_idx, dtype=np.int64).reshape(-1)
+        if len(self.uv) != len(self.landmark_idx):
+            raise InputError(f"UAV keyframe {self.kf_id}: {len(self.uv)} keypoints but {len(self.landmark_idx)} "
+                             "landmark indices")  # fmt: skip
+        if not np.all(np.isfinite(self.T_uavworld_cam.matrix())):
+            raise InputError(f"UAV keyframe {self.kf_id}: its SLAM pose contains NaN/inf")
+
+
+@dataclass
+class Stage2Options:
+    loss: Literal["cauchy", "huber", "l2"] = "cauchy"
+    """Robust kernel on the pixel residual (plain least squares: 'l2')."""
+    loss_scale_px: float = 2.0
+    sigma_px: float = 1.0
+    ransac: bool = True
+    """Initialise with per-keyframe PnP-RANSAC (otherwise from ``init``)."""
+    ransac_threshold_px: float = 4.0
+    min_inliers: int = 12
+    """A keyframe's PnP result becomes a candidate only with at least this many inliers."""
+    max_iterations: int = 100
+    landmark_sigma: float = 1e-6
+    """Sigma (m) of the priors holding the stage-1 landmarks."""
+    seed: int = 0
+
+
+@dataclass
+class Stage2Result:
+    T_ugvworld_uavworld: SE3
+    covariance: np.ndarray
+    """6x6, tangent order (rotation, translation), right perturbation."""
+    T_init: SE3
+    inliers_per_keyframe: dict[int, int] = field(default_factory=dict)
+    """Correspondences within ``ransac_threshold_px`` after refinement, per keyframe id."""
+    num_correspondences: int = 0
+    dropped_behind_camera: int = 0
+    inlier_rmse_px: float = float("nan")
+    iterations: int = 0
+    seconds: float = 0.0
+
+
+def _bearings_pnp(kf: UavKeyframeMatches, points: np.ndarray, opts: Stage2Options) -> tuple[SE3, int] | None:
+    import poselib
+
+    if len(kf.uv) < 4:
+        return None
+    xy = kf.camera.unproject(kf.uv)[:, :2]
+    ok = np.all(np.isfinite(xy), axis=1)
+    if ok.sum() < 4:
+        return None
+    f = float(np.mean(np.diag(kf.camera.K)[:2]))
+    pose, info = poselib.estimate_absolute_pose(
+        xy[ok], points[kf.landmark_idx[ok]], {"model": "PINHOLE", "width": 2, "height": 2, "params": [1, 1, 0, 0]},
+        {"max_reproj_error": opts.ransac_threshold_px / f, "seed": opts.seed, "max_iterations": 10000},
+        {},
+    )  # fmt: skip
+    T_cam_world = SE3(np.asarray(pose.R), np.asarray(pose.t))
+    return T_cam_world.inverse(), int(info["num_inliers"])
+
+
+def reprojection_errors(T: SE3, keyframes: list[UavKeyframeMatches], points: np.ndarray) -> list[np.ndarray]:
+    """Pixel errors of every correspondence (inf behind the camera) for the relative transform ``T``."""
+    out = []
+    for kf in keyframes:
+        T_cam_world = (T @ kf.T_uavworld_cam).inverse()
+        p = T_cam_world.act(points[kf.landmark_idx])
+        uv, valid = kf.camera.project(p)
+        err = np.linalg.norm(uv - kf.uv, axis=1)
+        out.append(np.where(valid & (p[:, 2] > 0), err, np.inf))
+    return out
+
+
+def initialise(keyframes: list[UavKeyframeMatches], points: np.ndarray, opts: Stage2Options) -> tuple[SE3, int]:
+    """The per-keyframe PnP candidate with the most inliers over all keyframes, and that inlier count."""
+    best, best_score = None, -1
+    for kf in keyframes:
+        res = _bearings_pnp(kf, points, opts)
+        if res is None or res[1] < opts.min_inliers:
+            continue
+        cand = res[0] @ kf.T_uavworld_cam.inverse()
+        score = sum(int((e < opts.ransac_threshold_px).sum()) for e in reprojection_errors(cand, keyframes, points))
+        if score > best_score:
+            best, best_score = cand, score
+    if best is None:
+        raise InputError(
+            f"stage 2: no UAV keyframe has a PnP solution with >= {opts.min_inliers} inliers; "
+            "the UAV does not see the UGV's landmarks (check loop closure / matching)"
+        )
+    return best, best_score
+
+
+def _noise(opts: Stage2Options):
+    base = gtsam.noiseModel.Isotropic.Sigma(2, opts.sigma_px)
+    k = opts.loss_scale_px / opts.sigma_px
+    if opts.loss == "l2":
+        return base
+    est = (
+        gtsam.noiseModel.mEstimator.Cauchy.Create(k)
+        if opts.loss == "cauchy"
+        else gtsam.noiseModel.mEstimator.Huber.Create(k)
+    )
+    return gtsam.noiseModel.Robust.Create(est, base)
+
+
+def estimate_relative_pose(
+    keyframes: list[UavKeyframeMatches],
+    landmarks: np.ndarray,
+    options: Stage2Options | None = None,
+    init: SE3 | None = None,
+) -> Stage2Result:
+    """``T_ugvworld_uavworld`` from all verified UAV keyframes (see the module docstring)."""
+    opts = options or Stage2Options()
+    t0 = time.perf_counter()
+    points = np.asarray(landmarks, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 3 or not np.all(np.isfinite(points)):
+        raise InputError(f"stage 2: landmarks must be finite (L, 3), got shape {points.shape}")
+    if not keyframes:
+        raise InputError("stage 2: no UAV keyframes with matches")
+    for kf in keyframes:
+        if len(kf.landmark_idx) and (kf.landmark_idx.min() < 0 or kf.landmark_idx.max() >= len(points)):
+            raise InputError(f"stage 2: UAV keyframe {kf.kf_id} refers to a landmark outside [0, {len(points)})")
+    if opts.ransac:
+        T_init, _ = initialise(keyframes, points, opts)
+    elif init is not None:
+        T_init = init
+    else:
+        raise InputError("stage 2: give an initial transform when RANSAC initialisation is off")
+
+    errs0 = reprojection_errors(T_init, keyframes, points)
+    graph, values = gtsam.NonlinearFactorGraph(), gtsam.Values()
+    values.insert(T(0), gtsam.Pose3(T_init.matrix()))
+    noise = _noise(opts)
+    prior = gtsam.noiseModel.Isotropic.Sigma(3, opts.landmark_sigma)
+    used: set[int] = set()
+    dropped = n = 0
+    for kf, e0 in zip(keyframes, errs0, strict=True):
+        K = to_gtsam(kf.camera)
+        factor = _FACTORS[type(K)]
+        body = gtsam.Pose3(kf.T_uavworld_cam.matrix())
+        for uv, j, e in zip(kf.uv, kf.landmark_idx, e0, strict=True):
+            if not np.isfinite(e):
+                dropped += 1
+                continue
+            j = int(j)
+            if j not in used:
+                used.add(j)
+                values.insert(L(j), points[j])
+                graph.add(gtsam.PriorFactorPoint3(L(j), points[j], prior))
+            graph.add(factor(uv, noise, T(0), L(j), K, body))
+            n += 1
+    if n < 3:
+        raise InputError(f"stage 2: only {n} correspondence(s) in front of the cameras; need at least 3")
+
+    lm = gtsam.LevenbergMarquardtParams()
+    lm.setMaxIterations(opts.max_iterations)
+    optimizer = gtsam.LevenbergMarquardtOptimizer(graph, values, lm)
+    result = optimizer.optimize()
+    iterations = int(optimizer.iterations())
+    T_est = SE3.from_matrix(result.atPose3(T(0)).matrix())
+    try:
+        cov = np.asarray(gtsam.Marginals(graph, result).marginalCovariance(T(0)))
+    except RuntimeError as e:  # indeterminant system: too few constraints
+        raise InputError(f"stage 2: the relative pose is not constrained by the matches ({e})") from None
+
+    errs = reprojection_errors(T_est, keyframes, points)
+    inl = np.concatenate([e[e < opts.ransac_threshold_px] for e in errs]) if errs else np.zeros(0)
+    result_ = Stage2Result(
+        T_ugvworld_uavworld=T_est,
+        covariance=cov,
+        T_init=T_init,
+        inliers_per_keyframe={
+            kf.kf_id: int((e < opts.ransac_threshold_px).sum()) for kf, e in zip(keyframes, errs, strict=True)
+        },
+        num_correspondences=n,
+        dropped_behind_camera=dropped,
+        inlier_rmse_px=float(np.sqrt(np.mean(inl**2))) if len(inl) else float("nan"),
+        iterations=iterations,
+        seconds=time.perf_counter() - t0,
+    )  # fmt: skip
+    log.info("stage 2: %d keyframes, %d correspondences, %d inliers, %.3f s", len(keyframes), n, len(inl),
+             result_.seconds)  # fmt: skip
+    return result_
