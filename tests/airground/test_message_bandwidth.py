@@ -14,8 +14,9 @@ from slam.airground.message import KeyframeMessage, decode, encode, message_size
 def _msg(rng, n=300, d=64, g=128) -> KeyframeMessage:
     desc = rng.normal(size=(n, d)).astype(np.float32)
     desc /= np.linalg.norm(desc, axis=1, keepdims=True)
-    return KeyframeMessage(2, 17, 1_700_000_000_123_456_789, SE3.random(rng, trans_scale=50.0),
-                           rng.uniform(0, [1279.9, 719.9], (n, 2)), desc, rng.normal(size=g).astype(np.float32), 3)  # fmt: skip
+    kp = rng.uniform(0, [1279.9, 719.9], (n, 2))
+    pose = SE3.random(rng, trans_scale=50.0)
+    return KeyframeMessage(2, 17, 1_700_000_000_123_456_789, pose, kp, desc, rng.normal(size=g).astype(np.float32), 3)
 
 
 @pytest.mark.parametrize("kind", ["uint8", "fp16"])
