@@ -32,6 +32,7 @@ from perception.camera import CameraModel
 from perception.camera.convert import to_gtsam
 from perception.errors import InputError
 from perception.geometry import SE3
+from slam.pnp import pnp_ransac
 
 log = logging.getLogger(__name__)
 
@@ -96,25 +97,6 @@ class Stage2Result:
     seconds: float = 0.0
 
 
-def _bearings_pnp(kf: UavKeyframeMatches, points: np.ndarray, opts: Stage2Options) -> tuple[SE3, int] | None:
-    import poselib
-
-    if len(kf.uv) < 4:
-        return None
-    xy = kf.camera.unproject(kf.uv)[:, :2]
-    ok = np.all(np.isfinite(xy), axis=1)
-    if ok.sum() < 4:
-        return None
-    f = float(np.mean(np.diag(kf.camera.K)[:2]))
-    pose, info = poselib.estimate_absolute_pose(
-        xy[ok], points[kf.landmark_idx[ok]], {"model": "PINHOLE", "width": 2, "height": 2, "params": [1, 1, 0, 0]},
-        {"max_reproj_error": opts.ransac_threshold_px / f, "seed": opts.seed, "max_iterations": 10000},
-        {},
-    )  # fmt: skip
-    T_cam_world = SE3(np.asarray(pose.R), np.asarray(pose.t))
-    return T_cam_world.inverse(), int(info["num_inliers"])
-
-
 def reprojection_errors(T: SE3, keyframes: list[UavKeyframeMatches], points: np.ndarray) -> list[np.ndarray]:
     """Pixel errors of every correspondence (inf behind the camera) for the relative transform ``T``."""
     out = []
@@ -131,8 +113,8 @@ def initialise(keyframes: list[UavKeyframeMatches], points: np.ndarray, opts: St
     """The per-keyframe PnP candidate with the most inliers over all keyframes, and that inlier count."""
     best, best_score = None, -1
     for kf in keyframes:
-        res = _bearings_pnp(kf, points, opts)
-        if res is None or res[1] < opts.min_inliers:
+        res = pnp_ransac(kf.camera, kf.uv, points[kf.landmark_idx], opts.ransac_threshold_px, opts.seed)
+        if res is None or res[1].sum() < opts.min_inliers:
             continue
         cand = res[0] @ kf.T_uavworld_cam.inverse()
         score = sum(int((e < opts.ransac_threshold_px).sum()) for e in reprojection_errors(cand, keyframes, points))
