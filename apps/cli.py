@@ -38,6 +38,11 @@ COMMANDS: tuple[Command, ...] = (
         "Simulate an indoor RGB-D relocalization dataset (7-Scenes layout).",
     ),
     Command("sim tum", "apps.sim:SimTumConfig:run_tum", "Simulate a hand-held RGB-D sequence (TUM RGB-D layout)."),
+    Command(
+        "sim airground",
+        "apps.sim:SimAirgroundConfig:run_airground",
+        "Simulate a UGV + UAV recording around an urban block (ROS 2 MCAP, rig, ground truth).",
+    ),
 )
 
 

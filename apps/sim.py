@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.config import PipelineConfig, save_resolved_config
+from perception.sim.scenarios.airground import AirgroundConfig, make_airground
 from perception.sim.scenarios.room import RoomConfig, make_room
 from perception.sim.scenarios.tum import TumConfig, make_tum
 
@@ -34,6 +35,16 @@ class SimTumConfig(PipelineConfig):
     """Dataset root; the sequence is written to OUT/<sequence> in the TUM RGB-D layout."""
     tum: TumConfig = field(default_factory=TumConfig)
     """The sequence (timing, path) and the room it moves through."""
+
+
+@dataclass
+class SimAirgroundConfig(PipelineConfig):
+    out: Path = Path("out/sim/airground")
+    """Output folder: recording.mcap, rig.yaml, gt/, sim_meta.json."""
+    scenario: AirgroundConfig = field(default_factory=AirgroundConfig)
+    """The block, both robots' paths, sensors and rates."""
+    tiny: bool = False
+    """Use the tiny preset (a quarter lap, small images) instead of --scenario.* values."""
 
 
 def _progress(description: str):
@@ -103,4 +114,28 @@ def run_tum(cfg: SimTumConfig) -> int:
     _log_frames(spec, cfg.out, "tum", {"sequence": (result.stamps_ns, result.poses, images)},
                 camera_for_sequence(cfg.tum.sequence))  # fmt: skip
     print(f"wrote {len(images)} frames and {len(result.groundtruth_stamps_ns)} ground-truth poses to {result.root}")
+    return 0
+
+
+def run_airground(cfg: SimAirgroundConfig) -> int:
+    from apps.viz import parse_rerun_spec
+
+    spec = parse_rerun_spec(cfg.rerun, cfg.out)
+    scenario = AirgroundConfig.tiny() if cfg.tiny else cfg.scenario
+    progress, update = _progress("rendering air-ground recording")
+    with progress:
+        result = make_airground(cfg.out, scenario, seed=cfg.seed, progress=update)
+    save_resolved_config(cfg, "sim airground")
+    if spec.mode != "off":
+        from apps.viz import blueprint_for, recording
+        from apps.viz.log import log_trajectory, log_world
+        from slam.trajectory import read_tum
+
+        with recording("sparsepipe-sim-airground", spec, blueprint_for("airground")) as rec:
+            log_world(rec, "world", up="+z")
+            for name, color in (("ugv_cam", (230, 120, 40)), ("uav_cam", (80, 170, 230))):
+                gt = read_tum(Path(cfg.out) / "gt" / f"{name}.tum")
+                log_trajectory(rec, f"world/gt/{name}", None, gt.poses, color=color, static=True)
+    print(f"wrote {len(result.ugv_camera_stamps)} UGV and {len(result.uav_camera_stamps)} UAV images, "
+          f"{len(result.lio_stamps)} LIO poses to {result.root}")  # fmt: skip
     return 0
