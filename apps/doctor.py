@@ -131,9 +131,7 @@ def spconv_cpu_selftest() -> str:
         idx = occ.nonzero().int().contiguous()  # non-contiguous int32 indices are read as garbage by spconv
         feats = torch.randn(len(idx), 4, generator=gen, dtype=torch.float64)
         conv = spconv.SubMConv3d(4, 5, 3, padding=1, bias=False).double()
-        x = spconv.SparseConvTensor(
-            feats, torch.cat([torch.zeros(len(idx), 1, dtype=torch.int32), idx], 1), shape, 1
-        )
+        x = spconv.SparseConvTensor(feats, torch.cat([torch.zeros(len(idx), 1, dtype=torch.int32), idx], 1), shape, 1)
         with torch.no_grad():
             y = conv(x).features
             dense = torch.zeros(1, 4, *shape, dtype=torch.float64)
@@ -153,9 +151,7 @@ def open3d_selftest() -> str:
     import open3d as o3d
 
     scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.t.geometry.TriangleMesh.from_legacy(o3d.geometry.TriangleMesh.create_box(1, 1, 1))
-    )
+    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(o3d.geometry.TriangleMesh.create_box(1, 1, 1)))
     rays = o3d.core.Tensor(np.array([[0.5, 0.5, -2.0, 0, 0, 1]], dtype=np.float32))
     t = float(scene.cast_rays(rays)["t_hit"].numpy()[0])
     if abs(t - 2.0) > 1e-5:
@@ -199,9 +195,7 @@ def cuda_check() -> str:
     if torch.cuda.is_available():
         return f"CUDA: {torch.cuda.get_device_name(0)} (torch {torch.version.cuda})"
     smi = shutil.which("nvidia-smi")
-    return "no CUDA device; CPU paths are used" + (
-        " (nvidia-smi present, torch is a CPU build)" if smi else ""
-    )
+    return "no CUDA device; CPU paths are used" + (" (nvidia-smi present, torch is a CPU build)" if smi else "")
 
 
 def rerun_viewer_check() -> str:
@@ -232,9 +226,7 @@ def diagnose(self_tests: bool = True) -> DoctorReport:
             "pyproject pins torch==2.13.0",
         )
     )
-    report.checks.append(
-        _timed("CUDA", False, cuda_check) if "torch" in imported else Check("CUDA", False, False)
-    )
+    report.checks.append(_timed("CUDA", False, cuda_check) if "torch" in imported else Check("CUDA", False, False))
     report.checks.append(_timed("rerun viewer binary", True, rerun_viewer_check, _version("rerun-sdk")))
     if self_tests:
         for name, mod, fn in (
@@ -262,9 +254,7 @@ def print_report(report: DoctorReport) -> None:
         table.add_row(c.name, "yes" if c.required else "no", status, c.version, c.detail)
     console = Console()
     console.print(table)
-    console.print(
-        "[green]all required checks passed[/]" if report.ok else "[red]some required checks failed[/]"
-    )
+    console.print("[green]all required checks passed[/]" if report.ok else "[red]some required checks failed[/]")
 
 
 def run(cfg: DoctorConfig) -> int:

@@ -61,9 +61,7 @@ def _views_3d(name: str) -> list[rrb.View]:
     if name == "pointseg":  # prediction and ground truth side by side, both in world coordinates
         return [
             rrb.Spatial3DView(origin="/world", contents=["+ /world/**", "- /world/gt/**"], name="prediction"),
-            rrb.Spatial3DView(
-                origin="/world", contents=["+ /world/**", "- /world/pred/**"], name="ground truth"
-            ),
+            rrb.Spatial3DView(origin="/world", contents=["+ /world/**", "- /world/pred/**"], name="ground truth"),
         ]
     return [rrb.Spatial3DView(origin="/world", name=_TITLES_3D[name])]
 

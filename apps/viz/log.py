@@ -55,9 +55,7 @@ _WORLD_UP = {
     "-z": rr.ViewCoordinates.RIGHT_HAND_Z_DOWN,
 }
 # (rec -> {path: key}) so a static AnnotationContext is logged once per path and class table.
-_ANNOTATIONS_LOGGED: weakref.WeakKeyDictionary[rr.RecordingStream, dict[str, Any]] = (
-    weakref.WeakKeyDictionary()
-)
+_ANNOTATIONS_LOGGED: weakref.WeakKeyDictionary[rr.RecordingStream, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -296,9 +294,7 @@ def log_trajectory(
         rec.log(f"{path}/pose", rr.TransformAxes3D(float(axis_length)), static=True)
 
 
-def _intrinsics(
-    camera: Any, width: int | None, height: int | None
-) -> tuple[np.ndarray, int | None, int | None]:
+def _intrinsics(camera: Any, width: int | None, height: int | None) -> tuple[np.ndarray, int | None, int | None]:
     if hasattr(camera, "K"):
         K = camera.K() if callable(camera.K) else camera.K
         width = width if width is not None else getattr(camera, "width", None)
@@ -339,13 +335,9 @@ def log_camera(
         width = img.shape[1] if width is None else width
         height = img.shape[0] if height is None else height
         if (img.shape[1], img.shape[0]) != (width, height):
-            raise InputError(
-                f"log_camera: image is {img.shape[1]}x{img.shape[0]}, camera is {width}x{height}"
-            )
+            raise InputError(f"log_camera: image is {img.shape[1]}x{img.shape[0]}, camera is {width}x{height}")
     if width is None or height is None or int(width) <= 0 or int(height) <= 0:
-        raise InputError(
-            "log_camera: width and height (> 0) are needed when the camera has none and no image"
-        )
+        raise InputError("log_camera: width and height (> 0) are needed when the camera has none and no image")
     T = as_pose_matrices(T_world_cam, "T_world_cam")
     if len(T) != 1:
         raise InputError(f"log_camera: T_world_cam must be a single pose, got {len(T)}")
@@ -420,8 +412,7 @@ def log_depth(rec: rr.RecordingStream, path: str, depth_m: np.ndarray, *, static
     d = np.asarray(depth_m)
     if d.ndim != 2 or d.size == 0 or not np.issubdtype(d.dtype, np.floating):
         raise InputError(
-            f"log_depth: depth_m must be an HxW float array in metres (convert mm with /1000), "
-            f"got {d.dtype} {d.shape}"
+            f"log_depth: depth_m must be an HxW float array in metres (convert mm with /1000), got {d.dtype} {d.shape}"
         )
     if not _active(rec):
         return
@@ -582,9 +573,7 @@ def log_skeleton(
         rec.log(f"{path}/bones", rr.LineStrips2D(P[E[keep]], colors=col, radii=r), static=static)
 
 
-def _annotation_context(
-    rec: rr.RecordingStream, path: str, names: list[str], colors: np.ndarray, extra: bool
-) -> None:
+def _annotation_context(rec: rr.RecordingStream, path: str, names: list[str], colors: np.ndarray, extra: bool) -> None:
     key = (tuple(names), colors.tobytes(), extra)
     logged = _ANNOTATIONS_LOGGED.setdefault(rec, {})
     if logged.get(path) == key:
@@ -625,9 +614,7 @@ def log_segmentation(
     ignore = np.zeros(lab.shape, bool) if ignore_label is None else lab == ignore_label
     bad = ~ignore & ((lab < 0) | (lab >= k))
     if bad.any():
-        raise InputError(
-            f"log_segmentation: labels must lie in [0, {k}) (or equal ignore_label), got {lab[bad][0]}"
-        )
+        raise InputError(f"log_segmentation: labels must lie in [0, {k}) (or equal ignore_label), got {lab[bad][0]}")
     if lab.ndim == 1:
         if xyz is None:
             raise InputError("log_segmentation: per-point labels need xyz (N,3)")

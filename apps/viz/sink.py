@@ -111,9 +111,7 @@ def parse_rerun_spec(spec: str, out_dir: Path) -> RerunSpec:
         if not sep:
             return RerunSpec("connect", fallback, DEFAULT_CONNECT_URL)
         if not arg:
-            raise InputError(
-                f"--rerun {spec!r}: empty URL after 'connect:'; e.g. connect:{DEFAULT_CONNECT_URL}"
-            )
+            raise InputError(f"--rerun {spec!r}: empty URL after 'connect:'; e.g. connect:{DEFAULT_CONNECT_URL}")
         _split_url(arg, spec)  # validates
         return RerunSpec("connect", fallback, arg)
     if sep:

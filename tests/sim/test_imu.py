@@ -23,9 +23,7 @@ def _strapdown(imu: ImuData, R0: np.ndarray, v0: np.ndarray, p0: np.ndarray) -> 
     wm = 0.5 * (w0 + w1)
     h = dt[:, None]
     # R' = R hat(w) with w linear over the step: Omega = h (wa + wb) / 2 + h^2 / 12 (wa x wb)
-    d_half = Rotation.from_rotvec(
-        0.5 * h * (w0 + wm) / 2 + (0.5 * h) ** 2 / 12 * np.cross(w0, wm)
-    ).as_matrix()
+    d_half = Rotation.from_rotvec(0.5 * h * (w0 + wm) / 2 + (0.5 * h) ** 2 / 12 * np.cross(w0, wm)).as_matrix()
     d_full = Rotation.from_rotvec(h * (w0 + w1) / 2 + h**2 / 12 * np.cross(w0, w1)).as_matrix()
     n = len(imu.stamps_ns)
     R = np.empty((n, 3, 3))
@@ -82,16 +80,12 @@ def test_stationary_body_reads_gravity_on_its_up_axis() -> None:
     rot = Rotation.from_euler("ZYX", [0.7, 0.3, -0.4])
     tilted = SplineTrajectory.stationary(SE3(rot.as_matrix(), [1.0, 2.0, 3.0]), 0, 10**9)
     imu = simulate_imu(tilted, 100.0, gravity=(0.0, 0.0, -9.8))
-    np.testing.assert_allclose(
-        imu.accel, np.tile(rot.inv().apply([0.0, 0.0, 9.8]), (len(imu), 1)), atol=1e-12
-    )
+    np.testing.assert_allclose(imu.accel, np.tile(rot.inv().apply([0.0, 0.0, 9.8]), (len(imu), 1)), atol=1e-12)
 
 
 def test_white_noise_std_matches_the_density() -> None:
     tr = SplineTrajectory.stationary(SE3.identity(), 0, 60 * 10**9)
-    noise = ImuNoise(
-        gyro_noise_density=2e-4, accel_noise_density=3e-3, gyro_random_walk=1e-4, accel_random_walk=1e-3
-    )
+    noise = ImuNoise(gyro_noise_density=2e-4, accel_noise_density=3e-3, gyro_random_walk=1e-4, accel_random_walk=1e-3)
     rate = 200.0
     clean = simulate_imu(tr, rate)
     imu = simulate_imu(tr, rate, noise, np.random.default_rng(0))
@@ -113,9 +107,7 @@ def test_white_noise_std_matches_the_density() -> None:
 def test_bias_random_walk_variance_grows_linearly() -> None:
     rate, n_seeds = 200.0, 400
     tr = SplineTrajectory.stationary(SE3.identity(), 0, 5 * 10**9)
-    noise = ImuNoise(
-        gyro_noise_density=0.0, accel_noise_density=0.0, gyro_random_walk=2e-3, accel_random_walk=5e-2
-    )
+    noise = ImuNoise(gyro_noise_density=0.0, accel_noise_density=0.0, gyro_random_walk=2e-3, accel_random_walk=5e-2)
     lags = np.array([100, 250, 500, 1000])
     gyro_d, acc_d = [], []
     for seed in range(n_seeds):

@@ -52,9 +52,7 @@ def test_static_scan_in_a_box_room() -> None:
     np.testing.assert_allclose(pw, scan.points_world, atol=1e-9)
     # ranges agree with the analytic ray-box intersection
     dirs_w = (scan.points / np.linalg.norm(scan.points, axis=1, keepdims=True)) @ T_wl.R.T
-    np.testing.assert_allclose(
-        scan.range, _box_range(np.broadcast_to(T_wl.t, dirs_w.shape), dirs_w), atol=1e-9
-    )
+    np.testing.assert_allclose(scan.range, _box_range(np.broadcast_to(T_wl.t, dirs_w.shape), dirs_w), atol=1e-9)
     np.testing.assert_allclose(np.linalg.norm(scan.points, axis=1), scan.range, atol=1e-12)
     # beam elevations (HDL-32E: 32 beams, -30.67 to +10.67 deg) and column azimuths, in the sensor frame
     elev = np.degrees(np.arcsin(scan.points[:, 2] / scan.range))
@@ -106,9 +104,7 @@ def test_misses_and_max_range_are_dropped() -> None:
 @pytest.mark.parametrize("turning", [False, True])
 def test_motion_distortion_and_deskew(turning: bool) -> None:
     if turning:
-        traj = ground_trajectory(
-            np.random.default_rng(3), 1.0, (0.8, 1.2), max_yaw_rate=1.0, start_xy=(-0.5, 0.0)
-        )
+        traj = ground_trajectory(np.random.default_rng(3), 1.0, (0.8, 1.2), max_yaw_rate=1.0, start_xy=(-0.5, 0.0))
     else:
         traj = unicycle_trajectory(1.0, 1.0, 0.0, start_position=(-0.5, 0.0, 0.0), start_yaw=0.3)
     lidar = _lidar()

@@ -198,10 +198,7 @@ def test_ids_and_depth_of_a_box():
     # the silhouette is the convex hull of all projected corners
     hull = cv2.convexHull(uv.astype(np.float32))
     dist = np.array(
-        [
-            cv2.pointPolygonTest(hull, (float(x), float(y)), True)
-            for x, y in zip(uu.ravel(), vv.ravel(), strict=True)
-        ]
+        [cv2.pointPolygonTest(hull, (float(x), float(y)), True) for x, y in zip(uu.ravel(), vv.ravel(), strict=True)]
     )
     dist = dist.reshape(150, 200)
     assert (f.instance[dist > 1.0] == 1).all()
@@ -274,12 +271,8 @@ def test_texels_reproduced_at_one_texel_per_pixel():
     f, Z = 80.0, 2.0
     cam = PinholeCamera(64, 48, f, f, 31.5, 23.5)
     w, h = 64 * Z / f, 48 * Z / f
-    quad = quad_mesh(
-        [[-w / 2, -h / 2, Z], [w / 2, -h / 2, Z], [w / 2, h / 2, Z], [-w / 2, h / 2, Z]], tex, tiles=1
-    )
-    frame = render_camera(
-        World([quad]), cam, SE3.identity(), light=Light(ambient=1.0, diffuse=0.0), supersample=1
-    )
+    quad = quad_mesh([[-w / 2, -h / 2, Z], [w / 2, -h / 2, Z], [w / 2, h / 2, Z], [-w / 2, h / 2, Z]], tex, tiles=1)
+    frame = render_camera(World([quad]), cam, SE3.identity(), light=Light(ambient=1.0, diffuse=0.0), supersample=1)
     assert np.abs(frame.rgb.astype(int) - tex.astype(int)).max() <= 1
     # shifted by a quarter texel to the right: bilinear interpolation of horizontal neighbours, in linear
     # light
@@ -320,15 +313,11 @@ def test_minified_checkerboard_is_antialiased():
 def test_lambertian_shading():
     """A grey quad: radiance = albedo * (ambient + diffuse * cos(angle to the light))."""
     tex = np.full((8, 8, 3), 200, np.uint8)
-    quad = quad_mesh(
-        [[-1, -1, 2], [1, -1, 2], [1, 1, 2], [-1, 1, 2]], tex, tiles=1
-    )  # front faces -z (camera)
+    quad = quad_mesh([[-1, -1, 2], [1, -1, 2], [1, 1, 2], [-1, 1, 2]], tex, tiles=1)  # front faces -z (camera)
     cam = PinholeCamera(40, 30, 40.0, 40.0, 19.5, 14.5)
     albedo = srgb_decode_ref(200)
     for direction, cosang in (((0, 0, -1), 1.0), ((0, 1, -1), np.sqrt(0.5)), ((0, 0, 1), 0.0)):
-        img = render_camera(
-            World([quad]), cam, SE3.identity(), light=Light(direction, ambient=0.3, diffuse=0.5)
-        )
+        img = render_camera(World([quad]), cam, SE3.identity(), light=Light(direction, ambient=0.3, diffuse=0.5))
         lin = srgb_decode_ref(img.rgb[img.valid])
         np.testing.assert_allclose(lin, albedo * (0.3 + 0.5 * cosang), atol=0.004)
 

@@ -23,9 +23,7 @@ H_NS = 100_000  # finite-difference step: 0.1 ms
 def _random_pose_spline(rng: np.random.Generator) -> SplineTrajectory:
     K = 9
     stamps = np.cumsum(rng.integers(400_000_000, 900_000_000, K)).astype(np.int64)
-    ypr = np.column_stack(
-        [np.cumsum(rng.uniform(-1.0, 1.0, K)), rng.uniform(-0.4, 0.4, K), rng.uniform(-0.4, 0.4, K)]
-    )
+    ypr = np.column_stack([np.cumsum(rng.uniform(-1.0, 1.0, K)), rng.uniform(-0.4, 0.4, K), rng.uniform(-0.4, 0.4, K)])
     R = Rotation.from_euler("ZYX", ypr).as_matrix()
     return SplineTrajectory.from_poses(stamps, SE3(R, rng.normal(scale=3.0, size=(K, 3))))
 
@@ -113,9 +111,7 @@ def test_from_poses_interpolates_the_control_poses() -> None:
 def test_ground_trajectory_is_planar_heading_aligned_and_within_bounds() -> None:
     rng = np.random.default_rng(11)
     lo, hi, wmax, z = 0.4, 1.6, 0.5, 0.35
-    tr = ground_trajectory(
-        rng, 30.0, (lo, hi), max_yaw_rate=wmax, z=z, start_xy=(2.0, -1.0), start_ns=5 * 10**9
-    )
+    tr = ground_trajectory(rng, 30.0, (lo, hi), max_yaw_rate=wmax, z=z, start_xy=(2.0, -1.0), start_ns=5 * 10**9)
     assert tr.start_ns == 5 * 10**9 and tr.end_ns == 35 * 10**9
     t = np.linspace(tr.start_ns, tr.end_ns, 3001).astype(np.int64)
     T = tr.pose(t)
@@ -151,9 +147,7 @@ def test_unicycle_matches_the_integrated_profiles() -> None:
     # closed-form yaw: 0.25 + integral of 0.3 sin^2 over the turn (= 0.15 * duration = pi / 2)
     np.testing.assert_allclose(tr.ypr(tr.end_ns)[0], 0.25 + np.pi / 2, atol=1e-6)
     # straight part: x = cos(0.25) t
-    np.testing.assert_allclose(
-        tr.position(4 * 10**9)[:2], 4.0 * np.array([np.cos(0.25), np.sin(0.25)]), atol=1e-9
-    )
+    np.testing.assert_allclose(tr.position(4 * 10**9)[:2], 4.0 * np.array([np.cos(0.25), np.sin(0.25)]), atol=1e-9)
 
 
 def test_aerial_trajectory_altitude_and_multirotor_tilt() -> None:

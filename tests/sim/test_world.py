@@ -167,9 +167,7 @@ def _viewer_axes(front: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def test_box_faces_read_unmirrored_from_their_front(inward):
     size = np.array([2.0, 3.0, 1.5])
     R = so3_exp([0.0, 0.0, 0.4])  # rotate about z so up stays +z
-    box = box_mesh(
-        [1.0, -2.0, 0.5], size, R, texture=np.zeros((8, 8, 3), np.uint8), tile_size=0.5, inward=inward
-    )
+    box = box_mesh([1.0, -2.0, 0.5], size, R, texture=np.zeros((8, 8, 3), np.uint8), tile_size=0.5, inward=inward)
     world = World([box])
     normals = box.triangle_normals()
     for k, ax in enumerate([0, 0, 1, 1, 2, 2]):
@@ -206,9 +204,7 @@ def test_quad_tiles_and_ground_plane():
 
 
 def test_cylinder_distances():
-    cyl = cylinder_mesh(
-        [1.0, 2.0, 3.0], radius=0.5, height=2.0, segments=64, texture=np.zeros((8, 8), np.uint8)
-    )
+    cyl = cylinder_mesh([1.0, 2.0, 3.0], radius=0.5, height=2.0, segments=64, texture=np.zeros((8, 8), np.uint8))
     w = World([cyl])
     ang = np.linspace(0, 2 * np.pi, 37)[:-1]
     dirs = np.stack([np.cos(ang), np.sin(ang), np.zeros_like(ang)], axis=1)
@@ -274,8 +270,6 @@ def test_repetitive_weak_and_mosaic(rng):
     assert n_weak < 0.25 * n_rich
     m = T.mosaic_texture(rng, (2, 3), 64)
     assert m.shape == (128, 192, 3)
-    tiles = [
-        m[i * 64 : (i + 1) * 64, j * 64 : (j + 1) * 64].astype(float) for i in range(2) for j in range(3)
-    ]
+    tiles = [m[i * 64 : (i + 1) * 64, j * 64 : (j + 1) * 64].astype(float) for i in range(2) for j in range(3)]
     diffs = [np.abs(tiles[i] - tiles[j]).mean() for i in range(6) for j in range(i + 1, 6)]
     assert min(diffs) > 5  # all tiles distinct
