@@ -1,0 +1,232 @@
+"""The air-ground relative localization pipeline, stage by stage, over one recording.
+
+UGV: LIO -> camera poses at image stamps -> keyframes -> local features -> matches between nearby keyframes
+(verified) -> tracks -> stage-1 BA -> landmark map (points + mean descriptors), and a VLAD place index of its
+keyframes. UAV: its own odometry -> camera poses -> keyframes -> local features -> compact messages under the
+bandwidth budget. UGV side again: each received message is decoded, described by VLAD (computed on the UGV from the
+received local descriptors, so no vocabulary has to reach the UAV), queried against the place index and verified
+by PnP; the verified keyframes feed stage 2, which estimates ``T_ugvworld_uavworld``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from perception.datasets.rig import Rig
+from perception.datasets.ros import BagReader
+from perception.errors import InputError
+from perception.features import Features, make_extractor, match_mutual_nn, verify_matches
+from perception.features.vlad import VladVocabulary
+from perception.geometry import SE3
+from slam.airground.bandwidth import BandwidthMeter, RateController
+from slam.airground.interpolate import images_covered, interpolate_camera_poses
+from slam.airground.keyframes import KeyframePolicy, select_keyframes
+from slam.airground.message import KeyframeMessage, decode, encode, message_size
+from slam.airground.recording import check_topics, image_stamps, iter_images, read_odometry
+from slam.airground.stage1 import Stage1Options, Stage1Problem, Stage1Result, run_stage1
+from slam.airground.stage2 import Stage2Options, Stage2Result, UavKeyframeMatches, estimate_relative_pose
+from slam.factorgraph.ba import Observations
+from slam.loop import LoopDetector, LoopOptions, LoopResult, PlaceIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AirgroundOptions:
+    features: Literal["xfeat", "rootsift"] = "xfeat"
+    max_keypoints: int = 1024
+    ugv_keyframes: KeyframePolicy = field(default_factory=lambda: KeyframePolicy(1.0, 10.0, 2.0))
+    uav_keyframes: KeyframePolicy = field(default_factory=lambda: KeyframePolicy(2.0, 10.0, 2.0))
+    match_window: int = 3
+    """Each UGV keyframe is matched with the next ``match_window`` keyframes."""
+    match_ratio: float = 0.9
+    verify_threshold_px: float = 2.0
+    max_gap_ms: float = 250.0
+    """Refuse to interpolate LIO across gaps longer than this."""
+    stage1: Stage1Options = field(default_factory=Stage1Options)
+    descriptors: Literal["uint8", "fp16"] = "uint8"
+    budget_bits_per_s: float = 300_000.0
+    vocabulary_size: int = 32
+    loop: LoopOptions = field(default_factory=LoopOptions)
+    stage2: Stage2Options = field(default_factory=Stage2Options)
+
+
+@dataclass
+class AirgroundOutput:
+    ugv_keyframe_stamps: np.ndarray
+    stage1: Stage1Result
+    uav_keyframe_stamps: np.ndarray
+    uav_T_uavworld_cam: SE3
+    loops: list[LoopResult]
+    bandwidth: dict
+    stage2: Stage2Result | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _build_tracks(
+    feats: list[Features], pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]
+) -> tuple[Observations, np.ndarray]:
+    """Union-find over (keyframe, feature) nodes; tracks with two features in one keyframe are dropped.
+
+    Returns the observations (keyframe, track, pixel) and each observation's feature index in its keyframe."""
+    offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])])
+    parent = np.arange(offsets[-1])
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    for (i, j), (a, b) in pairs.items():
+        for x, y in zip(offsets[i] + a, offsets[j] + b, strict=True):
+            ra, rb = find(int(x)), find(int(y))
+            if ra != rb:
+                parent[rb] = ra
+    roots = np.array([find(k) for k in range(offsets[-1])])
+    kf = np.repeat(np.arange(len(feats)), np.diff(offsets))
+    uniq, inv, counts = np.unique(roots, return_inverse=True, return_counts=True)
+    per_kf = {}
+    for node in range(len(roots)):
+        per_kf.setdefault((inv[node], kf[node]), 0)
+        per_kf[(inv[node], kf[node])] += 1
+    bad = {t for (t, _), c in per_kf.items() if c > 1}
+    keep = (counts[inv] >= 2) & ~np.isin(inv, list(bad))
+    tracks = np.unique(inv[keep], return_inverse=True)[1]
+    uv = np.concatenate([f.keypoints for f in feats])[keep]
+    return Observations(kf[keep], tracks, uv.astype(np.float64)), (np.arange(len(roots)) - offsets[kf])[keep]
+
+
+def run_airground(
+    bag_path: Path, rig: Rig, opts: AirgroundOptions | None = None, progress: Callable[[str], None] | None = None
+) -> AirgroundOutput:
+    opts = opts or AirgroundOptions()
+    say = progress or (lambda s: None)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    extractor = make_extractor(opts.features, opts.max_keypoints)
+    tp = rig.topics
+    with BagReader(bag_path) as bag:
+        check_topics(
+            bag.path,
+            bag.topics,
+            {
+                "UGV odometry": tp["ugv_odometry"],
+                "UGV images": tp["ugv_image"],
+                "UAV images": tp["uav_image"],
+                "UAV odometry": tp["uav_odometry"],
+            },
+        )
+        say("UGV: LIO and keyframes")
+        lio = read_odometry(bag, tp["ugv_odometry"])
+        stamps = image_stamps(bag, tp["ugv_image"])
+        stamps = stamps[images_covered(lio, stamps, rig.time_offset_ns)]
+        if len(stamps) < 2:
+            raise InputError(f"{bag_path}: fewer than 2 UGV images fall inside the LIO trajectory's time span")
+        T_cam = interpolate_camera_poses(lio, stamps, rig.T_imu_cam, rig.time_offset_ns, int(opts.max_gap_ms * 1e6))
+        kf_idx = select_keyframes(stamps, T_cam, opts.ugv_keyframes)
+        kf_stamps = stamps[kf_idx]
+        wanted = set(int(s) for s in kf_stamps)
+        say(f"UGV: features on {len(kf_idx)} keyframes")
+        feats: dict[int, Features] = {}
+        for s, img in iter_images(bag, tp["ugv_image"]):
+            if s in wanted:
+                feats[s] = extractor(img)
+        ugv_feats = [feats[int(s)] for s in kf_stamps]
+        if sum(len(f) for f in ugv_feats) == 0:
+            raise InputError(f"{bag_path}: no features found on any UGV keyframe (blank or corrupt images?)")
+        timings["ugv_features"] = time.perf_counter() - t0
+
+        say("UGV: matching and tracks")
+        cam = rig.ugv_camera
+        pairs = {}
+        for i in range(len(ugv_feats)):
+            for j in range(i + 1, min(len(ugv_feats), i + 1 + opts.match_window)):
+                m = match_mutual_nn(ugv_feats[i].descriptors, ugv_feats[j].descriptors, opts.match_ratio)
+                v = verify_matches(
+                    ugv_feats[i].keypoints, ugv_feats[j].keypoints, m, cam, cam, threshold_px=opts.verify_threshold_px
+                )
+                pairs[(i, j)] = (v.idx0, v.idx1)
+        obs, feature_index = _build_tracks(ugv_feats, pairs)
+        t1 = time.perf_counter()
+        say("UGV: stage-1 bundle adjustment")
+        T_imu_kf = lio.T_world_body_at(kf_stamps + rig.time_offset_ns, max_gap_ns=int(opts.max_gap_ms * 1e6))
+        s1 = run_stage1(Stage1Problem(T_imu_kf, rig.T_imu_cam, cam, obs), opts.stage1)
+        timings["stage1"] = time.perf_counter() - t1
+
+        # landmark map: mean descriptor of each triangulated track
+        n_tracks = len(s1.point_ok)
+        desc_all = np.concatenate([f.descriptors for f in ugv_feats])
+        offsets = np.concatenate([[0], np.cumsum([len(f) for f in ugv_feats])])
+        rows = offsets[obs.image_index] + feature_index
+        lm_desc = np.zeros((n_tracks, desc_all.shape[1]), np.float32)
+        np.add.at(lm_desc, obs.point_index, desc_all[rows])
+        lm_desc /= np.maximum(np.linalg.norm(lm_desc, axis=1, keepdims=True), 1e-12)
+        ok = s1.point_ok
+        landmarks_of = {
+            k: np.unique(obs.point_index[(obs.image_index == k) & ok[obs.point_index]]) for k in range(len(ugv_feats))
+        }
+
+        say("UGV: place index")
+        vocab = VladVocabulary.fit([f.descriptors for f in ugv_feats], k=opts.vocabulary_size, seed=opts.stage2.seed)
+        detector = LoopDetector(
+            PlaceIndex(vocab.dim), np.nan_to_num(s1.points), lm_desc, lambda k: landmarks_of[k], opts.loop
+        )
+        for k, f in enumerate(ugv_feats):
+            detector.add(k, vocab.encode(f.descriptors))
+
+        say("UAV: keyframes, features, messages")
+        uav_odom = read_odometry(bag, tp["uav_odometry"])
+        ustamps = image_stamps(bag, tp["uav_image"])
+        ustamps = ustamps[images_covered(uav_odom, ustamps)]
+        T_uav_cam = uav_odom.T_world_body_at(ustamps, rig.T_body_cam_uav, max_gap_ns=int(opts.max_gap_ms * 1e6) * 4)
+        ukf = select_keyframes(ustamps, T_uav_cam, opts.uav_keyframes)
+        uwanted = {int(ustamps[i]): i for i in ukf}
+        ctrl = RateController(opts.budget_bits_per_s, max_keypoints=opts.max_keypoints)
+        meter = BandwidthMeter()
+        loops: list[LoopResult] = []
+        verified: list[UavKeyframeMatches] = []
+        t2 = time.perf_counter()
+        for s, img in iter_images(bag, tp["uav_image"]):
+            if s not in uwanted:
+                continue
+            f = extractor(img)
+            n = ctrl.allow(s, lambda k, d=f.descriptors.shape[1]: message_size(k, d, 0, opts.descriptors), len(f))
+            if n == 0:
+                continue
+            data = encode(
+                KeyframeMessage(1, uwanted[s], s, T_uav_cam[uwanted[s]], f.keypoints[:n], f.descriptors[:n]),
+                opts.descriptors,
+            )
+            ctrl.spend(s, len(data))
+            meter.record(s, len(data))
+            msg = decode(data)  # what the UGV receives
+            r = detector.query(
+                msg.keyframe_id, vocab.encode(msg.descriptors), msg.keypoints, msg.descriptors, rig.uav_camera
+            )
+            loops.append(r)
+            if r.accepted:
+                verified.append(
+                    UavKeyframeMatches(msg.keyframe_id, msg.T_world_cam, rig.uav_camera, r.uv, r.landmark_idx)
+                )
+        timings["uav_and_loops"] = time.perf_counter() - t2
+    duration = (ustamps[-1] - ustamps[0]) / 1e9 if len(ustamps) > 1 else 1.0
+    s2 = None
+    if verified:
+        say(f"stage 2 over {len(verified)} verified UAV keyframes")
+        t3 = time.perf_counter()
+        s2 = estimate_relative_pose(verified, np.nan_to_num(s1.points), opts.stage2)
+        timings["stage2"] = time.perf_counter() - t3
+    else:
+        log.warning("no UAV keyframe was verified against the UGV map: no relative pose")
+    timings["total"] = time.perf_counter() - t0
+    return AirgroundOutput(
+        kf_stamps, s1, ustamps[ukf], T_uav_cam[ukf], loops, meter.summary(duration_s=max(duration, 1.0)), s2, timings
+    )

@@ -1,0 +1,63 @@
+"""The air-ground pipeline end to end on the tiny simulated recording: stages run, stage 1 beats raw LIO, the UAV
+stream stays under budget. (Cross-view loop closure on the simulated block is not yet reliable: see the issue note.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from perception.datasets.rig import load_rig
+from perception.datasets.ros import BagReader
+from perception.errors import InputError
+from perception.sim.scenarios.airground import AirgroundConfig, make_airground
+from slam.airground.pipeline import AirgroundOptions, run_airground
+from slam.airground.recording import read_odometry
+from slam.trajectory import read_tum
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("agpipe")
+    cfg = AirgroundConfig.tiny()
+    cfg.loops = 0.4
+    cfg.ugv_camera_hz = 4.0
+    make_airground(out, cfg, seed=2)
+    return out
+
+
+def test_pipeline_runs_and_stage1_beats_lio(recording: Path) -> None:
+    rig = load_rig(recording / "rig.yaml")
+    out = run_airground(recording / "recording.mcap", rig, AirgroundOptions(features="rootsift", max_keypoints=512))
+    gt = read_tum(recording / "gt" / "ugv_cam.tum")
+    G = gt.poses[np.searchsorted(gt.stamps_ns, out.ugv_keyframe_stamps)]
+    with BagReader(recording / "recording.mcap") as bag:
+        lio = read_odometry(bag, rig.topics["ugv_odometry"])
+    L = lio.T_world_body_at(out.ugv_keyframe_stamps, rig.T_imu_cam)
+    e_lio = np.median(np.linalg.norm(L.t - G.t, axis=1))
+    e_s1 = np.median(np.linalg.norm(out.stage1.T_world_cam.t - G.t, axis=1))
+    assert e_s1 < e_lio, (e_lio, e_s1)
+    assert out.bandwidth["messages"] > 0
+    assert out.bandwidth["max_window_bits_per_s"] <= 300_000
+    assert len(out.loops) == out.bandwidth["messages"]  # every received keyframe was queried and logged
+
+
+def test_missing_topic_is_one_line(recording: Path) -> None:
+    rig = load_rig(recording / "rig.yaml")
+    rig.topics["uav_image"] = "/uav/nope"
+    with pytest.raises(InputError, match=r"missing topic\(s\) UAV images \(/uav/nope\)"):
+        run_airground(recording / "recording.mcap", rig)
+
+
+def test_rig_errors(tmp_path: Path, recording: Path) -> None:
+    text = (recording / "rig.yaml").read_text()
+    bad = tmp_path / "rig.yaml"
+    bad.write_text(text.replace("T_imu_cam", "T_imu_camera"))
+    with pytest.raises(InputError, match=r"rig\.yaml: ugv\.T_imu_cam missing"):
+        load_rig(bad)
+    bad.write_text(text.replace("model: PINHOLE", "model: KANNALA", 1))
+    with pytest.raises(InputError, match=r"ugv\.camera\.model 'KANNALA' is unknown"):
+        load_rig(bad)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_rig(tmp_path / "none.yaml")
