@@ -23,15 +23,9 @@ from perception.camera import CameraModel
 from perception.camera.convert import to_gtsam
 from perception.errors import InputError
 from perception.geometry import SE3, triangulate
-from slam.factorgraph.ba import Observations
+from slam.factorgraph.ba import PROJECTION_FACTORS, Observations, pixel_noise
 
 log = logging.getLogger(__name__)
-
-_FACTORS = {
-    gtsam.Cal3_S2: gtsam.GenericProjectionFactorCal3_S2,
-    gtsam.Cal3DS2: gtsam.GenericProjectionFactorCal3DS2,
-    gtsam.Cal3Fisheye: gtsam.GenericProjectionFactorCal3Fisheye,
-}
 
 
 @dataclass
@@ -148,19 +142,9 @@ def run_stage1(problem: Stage1Problem, options: Stage1Options | None = None) -> 
 
     graph, values = gtsam.NonlinearFactorGraph(), gtsam.Values()
     K = to_gtsam(problem.camera)
-    factor = _FACTORS[type(K)]
+    factor = PROJECTION_FACTORS[type(K)]
     body = gtsam.Pose3(problem.T_imu_cam.matrix())
-    base = gtsam.noiseModel.Isotropic.Sigma(2, opts.sigma_px)
-    if opts.loss == "l2":
-        noise = base
-    else:
-        k = opts.loss_scale_px / opts.sigma_px
-        est = (
-            gtsam.noiseModel.mEstimator.Huber.Create(k)
-            if opts.loss == "huber"
-            else gtsam.noiseModel.mEstimator.Cauchy.Create(k)
-        )
-        noise = gtsam.noiseModel.Robust.Create(est, base)
+    noise = pixel_noise(opts.loss, opts.loss_scale_px / opts.sigma_px, opts.sigma_px)
     mats = problem.T_world_imu.matrix()
     for i in range(Kf):
         values.insert(X(i), gtsam.Pose3(mats[i]))

@@ -32,15 +32,10 @@ from perception.camera import CameraModel
 from perception.camera.convert import to_gtsam
 from perception.errors import InputError
 from perception.geometry import SE3
+from slam.factorgraph.ba import PROJECTION_FACTORS, pixel_noise
 from slam.pnp import pnp_ransac
 
 log = logging.getLogger(__name__)
-
-_FACTORS = {
-    gtsam.Cal3_S2: gtsam.GenericProjectionFactorCal3_S2,
-    gtsam.Cal3DS2: gtsam.GenericProjectionFactorCal3DS2,
-    gtsam.Cal3Fisheye: gtsam.GenericProjectionFactorCal3Fisheye,
-}
 
 
 @dataclass
@@ -128,19 +123,6 @@ def initialise(keyframes: list[UavKeyframeMatches], points: np.ndarray, opts: St
     return best, best_score
 
 
-def _noise(opts: Stage2Options):
-    base = gtsam.noiseModel.Isotropic.Sigma(2, opts.sigma_px)
-    k = opts.loss_scale_px / opts.sigma_px
-    if opts.loss == "l2":
-        return base
-    est = (
-        gtsam.noiseModel.mEstimator.Cauchy.Create(k)
-        if opts.loss == "cauchy"
-        else gtsam.noiseModel.mEstimator.Huber.Create(k)
-    )
-    return gtsam.noiseModel.Robust.Create(est, base)
-
-
 def estimate_relative_pose(
     keyframes: list[UavKeyframeMatches],
     landmarks: np.ndarray,
@@ -168,13 +150,13 @@ def estimate_relative_pose(
     errs0 = reprojection_errors(T_init, keyframes, points)
     graph, values = gtsam.NonlinearFactorGraph(), gtsam.Values()
     values.insert(T(0), gtsam.Pose3(T_init.matrix()))
-    noise = _noise(opts)
+    noise = pixel_noise(opts.loss, opts.loss_scale_px / opts.sigma_px, opts.sigma_px)
     prior = gtsam.noiseModel.Isotropic.Sigma(3, opts.landmark_sigma)
     used: set[int] = set()
     dropped = n = 0
     for kf, e0 in zip(keyframes, errs0, strict=True):
         K = to_gtsam(kf.camera)
-        factor = _FACTORS[type(K)]
+        factor = PROJECTION_FACTORS[type(K)]
         body = gtsam.Pose3(kf.T_uavworld_cam.matrix())
         for uv, j, e in zip(kf.uv, kf.landmark_idx, e0, strict=True):
             if not np.isfinite(e):

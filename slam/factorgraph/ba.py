@@ -119,20 +119,19 @@ class BAResult:
     residuals_px: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-def _noise(options: BAOptions) -> gtsam.noiseModel.Base:
-    base = gtsam.noiseModel.Isotropic.Sigma(2, options.sigma_px)
-    if options.loss == "l2":
+def pixel_noise(loss: str, scale_sigmas: float, sigma_px: float) -> gtsam.noiseModel.Base:
+    """Isotropic 2D pixel noise of ``sigma_px`` under a robust kernel ("huber" | "cauchy" | "l2" for none) whose
+    scale is ``scale_sigmas`` standard deviations."""
+    base = gtsam.noiseModel.Isotropic.Sigma(2, sigma_px)
+    if loss == "l2":
         return base
-    k = options.loss_scale
-    est = (
-        gtsam.noiseModel.mEstimator.Huber.Create(k)
-        if options.loss == "huber"
-        else gtsam.noiseModel.mEstimator.Cauchy.Create(k)
-    )
-    return gtsam.noiseModel.Robust.Create(est, base)
+    kernels = {"huber": gtsam.noiseModel.mEstimator.Huber, "cauchy": gtsam.noiseModel.mEstimator.Cauchy}
+    if loss not in kernels:
+        raise InputError(f"unknown robust loss {loss!r}; use 'huber', 'cauchy' or 'l2'")
+    return gtsam.noiseModel.Robust.Create(kernels[loss].Create(scale_sigmas), base)
 
 
-_FACTORS = {
+PROJECTION_FACTORS = {
     gtsam.Cal3_S2: gtsam.GenericProjectionFactorCal3_S2,
     gtsam.Cal3DS2: gtsam.GenericProjectionFactorCal3DS2,
     gtsam.Cal3Fisheye: gtsam.GenericProjectionFactorCal3Fisheye,
@@ -174,13 +173,13 @@ def bundle_adjust(problem: BAProblem, options: BAOptions | None = None) -> BARes
 
     graph = gtsam.NonlinearFactorGraph()
     values = gtsam.Values()
-    noise = _noise(options)
+    noise = pixel_noise(options.loss, options.loss_scale, options.sigma_px)
     calibs = {}
     factor_cls = {}
     for cam in problem.cameras:
         if id(cam) not in calibs:
             calibs[id(cam)] = to_gtsam(cam)  # raises a clear error for models gtsam cannot represent (k3 != 0)
-            factor_cls[id(cam)] = _FACTORS[type(calibs[id(cam)])]
+            factor_cls[id(cam)] = PROJECTION_FACTORS[type(calibs[id(cam)])]
     mats = problem.T_world_cam.matrix()
     for i in range(len(problem.cameras)):
         values.insert(X(i), gtsam.Pose3(mats[i]))

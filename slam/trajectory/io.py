@@ -41,9 +41,7 @@ from slam.trajectory.trajectory import (
 logger = logging.getLogger(__name__)
 
 KITTI_DEFAULT_PERIOD_NS = 100_000_000  # index * 0.1 s when no times.txt is given
-EUROC_HEADER = (
-    "#timestamp [ns],p_RS_R_x [m],p_RS_R_y [m],p_RS_R_z [m],q_RS_w [],q_RS_x [],q_RS_y [],q_RS_z []"
-)
+EUROC_HEADER = "#timestamp [ns],p_RS_R_x [m],p_RS_R_y [m],p_RS_R_z [m],q_RS_w [],q_RS_x [],q_RS_y [],q_RS_z []"
 _QUAT_NORM_WARN = 1e-3
 
 
@@ -130,9 +128,7 @@ def _check_traj(traj: Trajectory) -> None:
 
 
 # -------------------------------------------------------------------------------------- TUM
-def read_tum(
-    path: str | os.PathLike, frame_id: str | None = None, child_frame_id: str | None = None
-) -> Trajectory:
+def read_tum(path: str | os.PathLike, frame_id: str | None = None, child_frame_id: str | None = None) -> Trajectory:
     """Read a TUM file ``t tx ty tz qx qy qz qw`` (whitespace separated, ``#`` comments allowed)."""
     path = Path(path)
     stamps, vals, linenos = [], [], []
@@ -207,9 +203,7 @@ def read_kitti(
     return Trajectory(stamps, SE3(R, M[:, :, 3].copy()), frame_id, child_frame_id)
 
 
-def write_kitti(
-    path: str | os.PathLike, traj: Trajectory, stamps_path: str | os.PathLike | None = None
-) -> None:
+def write_kitti(path: str | os.PathLike, traj: Trajectory, stamps_path: str | os.PathLike | None = None) -> None:
     """Write the 3x4 row-major poses.
 
     Stamps go to ``stamps_path`` (seconds, 9 decimals) if given; otherwise they are lost."""
@@ -221,9 +215,7 @@ def write_kitti(
 
 
 # -------------------------------------------------------------------------------------- EuRoC
-def read_euroc(
-    path: str | os.PathLike, frame_id: str | None = None, child_frame_id: str | None = None
-) -> Trajectory:
+def read_euroc(path: str | os.PathLike, frame_id: str | None = None, child_frame_id: str | None = None) -> Trajectory:
     """Read an EuRoC ground-truth csv (``t_ns, px, py, pz, qw, qx, qy, qz[, extra columns ignored]``)."""
     path = Path(path)
     stamps, vals, linenos = [], [], []
@@ -234,8 +226,7 @@ def read_euroc(
             tok = tok[:-1]
         if len(tok) < 8:
             raise ValueError(
-                f"{where}: expected at least 8 comma-separated values 't_ns,px,py,pz,qw,qx,qy,qz', "
-                f"got {len(tok)}"
+                f"{where}: expected at least 8 comma-separated values 't_ns,px,py,pz,qw,qx,qy,qz', got {len(tok)}"
             )
         stamps.append(_parse_int_ns(tok[0], where))
         vals.append(_parse_floats(tok[1:8], where, "pose"))
@@ -283,9 +274,7 @@ def from_evo(evo_traj, frame_id: str | None = None, child_frame_id: str | None =
     from evo.core.trajectory import PosePath3D
 
     if not isinstance(evo_traj, PosePath3D):
-        raise ValueError(
-            f"evo_traj: expected an evo PosePath3D/PoseTrajectory3D, got {type(evo_traj).__name__}"
-        )
+        raise ValueError(f"evo_traj: expected an evo PosePath3D/PoseTrajectory3D, got {type(evo_traj).__name__}")
     M = np.asarray(evo_traj.poses_se3, dtype=np.float64)
     bad = first_nonfinite_row(M)
     if bad is not None:

@@ -86,9 +86,7 @@ def project_to_rotations(
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         name = where[i] if where is not None else f"{what}[{i}]"
-        raise ValueError(
-            f"{name}: not a rotation matrix (max |R^T R - I| = {err[i]:.3g}, det = {det[i]:.3g})"
-        )
+        raise ValueError(f"{name}: not a rotation matrix (max |R^T R - I| = {err[i]:.3g}, det = {det[i]:.3g})")
     U, _, Vt = np.linalg.svd(R)
     return U @ Vt
 
@@ -136,28 +134,21 @@ class Trajectory:
         if stamps.size == 0:
             raise ValueError("stamps_ns: a trajectory needs at least one pose")
         if not isinstance(self.poses, SE3):
-            raise ValueError(
-                f"poses: expected a batched perception.geometry.SE3, got {type(self.poses).__name__}"
-            )
+            raise ValueError(f"poses: expected a batched perception.geometry.SE3, got {type(self.poses).__name__}")
         R = np.asarray(self.poses.R, dtype=np.float64)
         t = np.asarray(self.poses.t, dtype=np.float64)
         if R.shape != (stamps.size, 3, 3) or t.shape != (stamps.size, 3):
             raise ValueError(
-                f"poses: expected batch shape ({stamps.size},) to match stamps_ns, "
-                f"got R {R.shape} and t {t.shape}"
+                f"poses: expected batch shape ({stamps.size},) to match stamps_ns, got R {R.shape} and t {t.shape}"
             )
         bad = first_nonfinite_row(np.concatenate([R.reshape(-1, 9), t], axis=1))
         if bad is not None:
-            raise ValueError(
-                f"poses: non-finite (NaN/inf) pose at index {bad} (t = {format_ns(stamps[bad])} s)"
-            )
+            raise ValueError(f"poses: non-finite (NaN/inf) pose at index {bad} (t = {format_ns(stamps[bad])} s)")
         err = np.abs(np.swapaxes(R, -1, -2) @ R - np.eye(3)).max(axis=(-2, -1))
         bad_rot = (err > _ROT_TOL) | (np.linalg.det(R) <= 0)
         if bad_rot.any():
             i = int(np.flatnonzero(bad_rot)[0])
-            raise ValueError(
-                f"poses: R at index {i} is not a rotation matrix (max |R^T R - I| = {err[i]:.3g})"
-            )
+            raise ValueError(f"poses: R at index {i} is not a rotation matrix (max |R^T R - I| = {err[i]:.3g})")
         d = np.diff(stamps)
         if (d <= 0).any():
             i = int(np.flatnonzero(d <= 0)[0]) + 1
@@ -199,9 +190,7 @@ class Trajectory:
             R, t = M[:, :3, :3], M[:, :3, 3]
         else:
             if positions is None or (quats_xyzw is None) == (rotations is None):
-                raise ValueError(
-                    "from_arrays: pass positions together with exactly one of quats_xyzw / rotations"
-                )
+                raise ValueError("from_arrays: pass positions together with exactly one of quats_xyzw / rotations")
             t = np.asarray(positions, dtype=np.float64)
             if t.ndim != 2 or t.shape[1] != 3:
                 raise ValueError(f"positions: expected shape (N,3), got {t.shape}")
@@ -221,9 +210,7 @@ class Trajectory:
                 if R.ndim != 3 or R.shape[1:] != (3, 3):
                     raise ValueError(f"rotations: expected shape (N,3,3), got {R.shape}")
         if len(R) != len(t) or len(t) != len(stamps_ns):
-            raise ValueError(
-                f"from_arrays: {len(stamps_ns)} stamps but {len(t)} positions and {len(R)} rotations"
-            )
+            raise ValueError(f"from_arrays: {len(stamps_ns)} stamps but {len(t)} positions and {len(R)} rotations")
         bad = first_nonfinite_row(np.concatenate([np.reshape(R, (-1, 9)), t], axis=1))
         if bad is not None:
             raise ValueError(f"poses: non-finite (NaN/inf) pose at index {bad}")
@@ -422,9 +409,7 @@ class Trajectory:
         t = np.asarray(self.poses.t)
         if isinstance(other, Trajectory):
             if other.frame_id != self.frame_id and None not in (other.frame_id, self.frame_id):
-                raise ValueError(
-                    f"relative_to: world frames differ ({self.frame_id!r} vs other {other.frame_id!r})"
-                )
+                raise ValueError(f"relative_to: world frames differ ({self.frame_id!r} vs other {other.frame_id!r})")
             ref = other.T_world_body_at(self.stamps_ns, max_gap_ns=max_gap_ns)
             R_ref = np.asarray(ref.R)
             t_ref = np.asarray(ref.t)

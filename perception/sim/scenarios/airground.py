@@ -210,7 +210,7 @@ def make_airground(
     uav_cam_true = uav_body_true @ T_body_cam_uav
     uav_body_slam = T_true.inverse() @ uav_body_true  # what the UAV's own SLAM reports
 
-    total, done = len(ugv_stamps) + len(uav_stamps), 0
+    total = len(ugv_stamps) + len(uav_stamps)
     T_world_ugvworld = T_ugvworld_world.inverse()
     out.mkdir(parents=True, exist_ok=True)
     with BagWriter(out / "recording.mcap", format="mcap", overwrite=True) as bag:
@@ -219,37 +219,15 @@ def make_airground(
         bag.write_camera_info(topics.uav_camera_info, cam, t0, frame_id="uav_camera")
         for s, T in zip(lio_stamps, lio_poses, strict=True):
             bag.write_odometry(topics.ugv_odometry, T, int(s), frame_id="odom", child_frame_id="imu")
-        for i, s in enumerate(ugv_stamps):
-            frame = render_camera(
-                world,
-                cam,
-                T_world_ugvworld @ ugv_cam_true[i],
-                supersample=cfg.supersample,
-                noise_std=1.0,
-                rng=int(rng.integers(2**62)),
-            )
-            bag.write_compressed_image(
-                topics.ugv_image, frame.rgb, int(s), format="jpeg", quality=cfg.jpeg_quality, frame_id="ugv_camera"
-            )
-            done += 1
-            if progress:
-                progress(done, total)
-        for i, s in enumerate(uav_stamps):
-            frame = render_camera(
-                world,
-                cam,
-                T_world_ugvworld @ uav_cam_true[i],
-                supersample=cfg.supersample,
-                noise_std=1.0,
-                rng=int(rng.integers(2**62)),
-            )
-            bag.write_compressed_image(
-                topics.uav_image, frame.rgb, int(s), format="jpeg", quality=cfg.jpeg_quality, frame_id="uav_camera"
-            )
-            bag.write_odometry(
-                topics.uav_odometry, uav_body_slam[i], int(s), frame_id="uav_map", child_frame_id="uav_body"
-            )
-            done += 1
+        ugv_frames = [(topics.ugv_image, "ugv_camera", int(s), ugv_cam_true[i], None) for i, s in enumerate(ugv_stamps)]
+        uav_frames = [(topics.uav_image, "uav_camera", int(s), uav_cam_true[i], uav_body_slam[i])
+                      for i, s in enumerate(uav_stamps)]  # fmt: skip
+        for done, (topic, frame_id, s, T_cam, T_slam) in enumerate(ugv_frames + uav_frames, start=1):
+            frame = render_camera(world, cam, T_world_ugvworld @ T_cam, supersample=cfg.supersample, noise_std=1.0,
+                                  rng=int(rng.integers(2**62)))  # fmt: skip
+            bag.write_compressed_image(topic, frame.rgb, s, format="jpeg", quality=cfg.jpeg_quality, frame_id=frame_id)
+            if T_slam is not None:  # the UAV reports its own SLAM pose with each frame
+                bag.write_odometry(topics.uav_odometry, T_slam, s, frame_id="uav_map", child_frame_id="uav_body")
             if progress:
                 progress(done, total)
 
