@@ -193,6 +193,10 @@ class SevenScenes:
         """Camera-to-world poses of :meth:`frames` (same order), as one batched SE3 of shape (N,)."""
         return SE3.stack([f.T_world_cam for f in self.frames(split)])
 
+    def load_pose(self, frame: SevenScenesFrame) -> SE3:
+        """Camera-to-world pose ``T_world_cam`` of ``frame`` (read from its ``pose.txt``, cached on the frame)."""
+        return frame.T_world_cam
+
     def load_color(self, frame: SevenScenesFrame) -> np.ndarray:
         """(H, W, 3) uint8 RGB."""
         return read_rgb(frame.color_path, DATASET)

@@ -42,6 +42,7 @@ def test_fixture_layout_and_values() -> None:
         T = f.T_world_cam.matrix()
         assert np.allclose(T, FIXTURE_POSES[(f.seq, f.index)], atol=1e-12)
         assert np.allclose(T, np.loadtxt(f.pose_path), atol=1e-12)  # independent parse of the same file
+        assert np.array_equal(ds.load_pose(f).matrix(), T)
     # Rz(90): the camera x axis points along world y (camera-to-world).
     assert np.allclose(train[0].T_world_cam.act([1.0, 0.0, 0.0]), [1.0, 3.0, 3.0], atol=1e-12)
     assert ds.poses("all").shape == (3,)
@@ -126,7 +127,7 @@ def test_errors_name_the_file(tmp_path: Path) -> None:
 
     pose.write_text("1 0 0 nan\n0 1 0 0\n0 0 1 0\n0 0 0 1\n")
     with pytest.raises(InputError, match=r"frame-000000\.pose\.txt contains NaN"):
-        _ = ds.frames("train")[0].T_world_cam
+        ds.load_pose(ds.frames("train")[0])
     pose.write_text("1 0 0 0\n0 1 0 0\n0 0 1 0\n")
     with pytest.raises(InputError, match=r"frame-000000\.pose\.txt holds a 3x4 matrix; expected 4x4"):
         read_pose(pose)
