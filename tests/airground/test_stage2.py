@@ -5,37 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perception.camera import OpenCVCamera
 from perception.errors import InputError
-from perception.geometry import SE3, so3_exp
+from perception.geometry import SE3
 from perception.metrics.pose import rotation_error_deg
-from perception.sim.poses import look_at
 from slam.airground.stage2 import Stage2Options, UavKeyframeMatches, estimate_relative_pose
+from slam.airground.synthetic import CAMERA, T_TRUE, make_stage2_problem
 
-CAM = OpenCVCamera(640, 480, 450.0, 450.0, 319.5, 239.5, -0.05, 0.01, 0.0, 0.0, 0.0)
-T_TRUE = SE3(so3_exp(np.array([0.0, 0.0, np.deg2rad(69.0)])), np.array([4.0, -2.5, 0.8]))
+CAM = CAMERA
 
 
-def _scene(rng, n_kf=6, wrong=0.0, pix=1.0, n_landmarks=600):
-    # landmarks on two facades (y = 12, x = 28) and the ground, as in the research note's scenario
-    a = rng.uniform([0, 12, 0], [28, 12, 6], (n_landmarks // 3, 3))
-    b = rng.uniform([28, 0, 0], [28, 20, 6], (n_landmarks // 3, 3))
-    c = rng.uniform([5, 2, 0], [25, 11, 0], (n_landmarks - 2 * (n_landmarks // 3), 3))
-    pts = np.concatenate([a, b, c])
-    kfs = []
-    for k in range(n_kf):
-        eye = np.array([8.0 + 2.5 * k, 2.0 + 0.5 * k, 12.0])
-        T_ugv_cam = look_at(eye, np.array([18.0, 12.0, 1.0]))  # ~40 deg down towards the facades
-        T_uav_cam = T_TRUE.inverse() @ T_ugv_cam  # the UAV's own SLAM pose of that camera
-        p = T_ugv_cam.inverse().act(pts)
-        uv, valid = CAM.project(p)
-        inside = valid & (uv[:, 0] > 0) & (uv[:, 0] < 639) & (uv[:, 1] > 0) & (uv[:, 1] < 479)
-        idx = np.flatnonzero(inside)[:150]
-        obs = uv[idx] + rng.normal(0, pix, (len(idx), 2))
-        lm = idx.copy()
-        bad = rng.random(len(idx)) < wrong
-        lm[bad] = rng.integers(0, len(pts), int(bad.sum()))  # wrong matches: another landmark
-        kfs.append(UavKeyframeMatches(k, T_uav_cam, CAM, obs, lm))
+def _scene(rng, n_kf=6, wrong=0.0, pix=1.0):
+    kfs, pts, _ = make_stage2_problem(rng, n_kf=n_kf, wrong=wrong, pix=pix)
     return kfs, pts
 
 
