@@ -39,6 +39,11 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("sim tum", "apps.sim:SimTumConfig:run_tum", "Simulate a hand-held RGB-D sequence (TUM RGB-D layout)."),
     Command(
+        "airground",
+        "apps.airground:AirgroundConfig:run",
+        "Air-ground relative localization over a recording (UGV LIO + camera, UAV camera + odometry).",
+    ),
+    Command(
         "sim airground",
         "apps.sim:SimAirgroundConfig:run_airground",
         "Simulate a UGV + UAV recording around an urban block (ROS 2 MCAP, rig, ground truth).",

@@ -61,3 +61,23 @@ def test_rig_errors(tmp_path: Path, recording: Path) -> None:
         load_rig(bad)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_rig(tmp_path / "none.yaml")
+
+
+def test_cli_writes_standard_outputs(recording: Path, tmp_path: Path) -> None:
+    import json
+
+    from apps.cli import main
+
+    args = ["airground", "--bag", str(recording / "recording.mcap"), "--rig", str(recording / "rig.yaml"),
+            "--out", str(tmp_path), "--options.features", "rootsift", "--options.max-keypoints", "512"]  # fmt: skip
+    assert main(args) == 0
+    traj = read_tum(tmp_path / "ugv_keyframes.tum")
+    assert len(traj) >= 3
+    bw = json.loads((tmp_path / "bandwidth.json").read_text())
+    assert bw["max_window_bits_per_s"] <= 300_000
+    loops = json.loads((tmp_path / "loops.json").read_text())
+    assert len(loops) == bw["messages"] and all("inliers" in q for q in loops)
+    assert "status" in json.loads((tmp_path / "relative_pose.json").read_text())
+    assert (tmp_path / "config.yaml").is_file() and (tmp_path / "run.rrd").is_file()
+    assert main(["airground", "--bag", str(tmp_path / "nope.mcap"), "--rig", str(recording / "rig.yaml"),
+                 "--out", str(tmp_path / "x")]) == 2  # fmt: skip
