@@ -44,6 +44,11 @@ COMMANDS: tuple[Command, ...] = (
         "Air-ground relative localization over a recording (UGV LIO + camera, UAV camera + odometry).",
     ),
     Command(
+        "eval airground",
+        "apps.eval_airground:EvalAirgroundConfig:run",
+        "Evaluate an air-ground run against ground truth (relative pose, ATE, loops, bandwidth) as JSON.",
+    ),
+    Command(
         "sim airground",
         "apps.sim:SimAirgroundConfig:run_airground",
         "Simulate a UGV + UAV recording around an urban block (ROS 2 MCAP, rig, ground truth).",

@@ -81,3 +81,38 @@ def test_cli_writes_standard_outputs(recording: Path, tmp_path: Path) -> None:
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "run.rrd").is_file()
     assert main(["airground", "--bag", str(tmp_path / "nope.mcap"), "--rig", str(recording / "rig.yaml"),
                  "--out", str(tmp_path / "x")]) == 2  # fmt: skip
+
+
+def test_eval_reports_known_errors(recording: Path, tmp_path: Path) -> None:
+    """A run whose files are ground truth moved by known amounts evaluates to exactly those amounts."""
+    import json
+
+    from apps.cli import main
+    from perception.geometry import SE3
+    from slam.trajectory import Trajectory, write_tum
+
+    gt = recording / "gt"
+    T_true = SE3.from_matrix(np.array(json.loads((gt / "T_ugvworld_uavworld.json").read_text())["T_ugvworld_uavworld"]))
+    T_est = SE3(T_true.R, T_true.t + [0.06, -0.08, 0.0])  # 0.10 m off
+    ugv = read_tum(gt / "ugv_cam.tum")
+    write_tum(
+        tmp_path / "run" / "ugv_keyframes.tum", Trajectory(ugv.stamps_ns, SE3(ugv.poses.R, ugv.poses.t + [0, 0, 0.05]))
+    )
+    uav = read_tum(gt / "uav_cam.tum")
+    write_tum(tmp_path / "run" / "uav_keyframes.tum", Trajectory(uav.stamps_ns, (T_est @ T_true.inverse()) @ uav.poses))
+    (tmp_path / "run" / "relative_pose.json").write_text(
+        json.dumps({"status": "ok", "T_ugvworld_uavworld": T_est.matrix().tolist()})
+    )
+    (tmp_path / "run" / "loops.json").write_text(json.dumps([{"accepted": True}, {"accepted": False}]))
+    (tmp_path / "run" / "bandwidth.json").write_text(
+        json.dumps({"max_window_bits_per_s": 290000.0, "mean_bits_per_s": 2e5})
+    )
+    out = tmp_path / "m.json"
+    assert main(["eval", "airground", "--run", str(tmp_path / "run"), "--gt", str(gt), "--json", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert m["relative_translation_err_m"] == pytest.approx(0.10, abs=1e-9)
+    assert m["relative_rotation_err_deg"] == pytest.approx(0.0, abs=1e-6)
+    assert m["ugv_keyframes_ate_rmse_m"] == pytest.approx(0.05, abs=1e-9)
+    assert m["uav_keyframes_ate_rmse_m"] == pytest.approx(0.10, abs=1e-6)
+    assert m["loops_accepted"] == 1 and m["uav_stream_within_budget"] is True
+    assert main(["eval", "airground", "--run", str(tmp_path / "nope"), "--gt", str(gt), "--json", str(out)]) == 2
