@@ -3,6 +3,8 @@
 ``sparsepipe sim room`` renders an indoor RGB-D relocalization dataset in the 7-Scenes layout (training loops plus
 test sequences from other heights, yaw offsets, distances and lighting); ``sparsepipe sim tum`` renders a hand-held
 RGB-D sequence in the TUM RGB-D layout. Both read back with the same readers a user points at the real data.
+``sparsepipe sim airground`` records a UGV (LIO, camera) and a UAV (VIO, camera) around an urban block as a ROS 2
+MCAP bag, with the rig file the air-ground pipeline reads and the ground truth its evaluation reads.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class SimAirgroundConfig(PipelineConfig):
     scenario: AirgroundConfig = field(default_factory=AirgroundConfig)
     """The block, both robots' paths, sensors and rates."""
     tiny: bool = False
-    """Use the tiny preset (a quarter lap, small images) instead of --scenario.* values."""
+    """Use the tiny preset (a third of a lap, 320x240 images, a few seconds) instead of --scenario.* values."""
 
 
 def _progress(description: str):
@@ -136,6 +138,8 @@ def run_airground(cfg: SimAirgroundConfig) -> int:
             for name, color in (("ugv_cam", (230, 120, 40)), ("uav_cam", (80, 170, 230))):
                 gt = read_tum(Path(cfg.out) / "gt" / f"{name}.tum")
                 log_trajectory(rec, f"world/gt/{name}", None, gt.poses, color=color, static=True)
-    print(f"wrote {len(result.ugv_camera_stamps)} UGV and {len(result.uav_camera_stamps)} UAV images, "
-          f"{len(result.lio_stamps)} LIO poses to {result.root}")  # fmt: skip
+    n_overlap = int((result.uav_overlap > 0.2).sum())
+    print(f"wrote {len(result.ugv_camera_stamps)} UGV and {len(result.uav_camera_stamps)} UAV images "
+          f"({n_overlap} UAV images overlap the UGV's views), {len(result.lio_stamps)} LIO poses to {result.root} "
+          f"in {result.timings['total_s']:.1f} s")  # fmt: skip
     return 0
