@@ -23,8 +23,18 @@ def interpolate_camera_poses(
     max_gap_ns: int | None = 250_000_000,
     method: str = "geodesic",
 ) -> SE3:
-    """``T_odom_cam`` at each image stamp (batched SE3)."""
-    stamps = np.asarray(image_stamps_ns, dtype=np.int64).reshape(-1)
+    """``T_odom_cam`` at each image stamp (batched SE3 of shape (M,)).
+
+    ``time_offset_ns``: ``t_imu = t_cam + time_offset_ns``; ``max_gap_ns``: refuse stamps inside a longer gap
+    between LIO samples (None: no limit); ``method``: "geodesic" (``Pose3.slerp``-equivalent screw motion) or
+    "decoupled" (rotation slerp + translation lerp, for comparison). Raises :class:`InputError` naming the stamp.
+    """
+    raw = np.asarray(image_stamps_ns)
+    if raw.size and not np.issubdtype(raw.dtype, np.integer):
+        raise InputError(f"image_stamps_ns: expected integer nanoseconds, got dtype {raw.dtype}")
+    stamps = raw.astype(np.int64).reshape(-1)
+    if not isinstance(T_imu_cam, SE3) or T_imu_cam.shape != ():
+        raise InputError("T_imu_cam: expected a single SE3 (the camera-to-IMU extrinsic)")
     try:
         return lio.T_world_body_at(stamps, T_imu_cam, time_offset_ns=int(time_offset_ns), max_gap_ns=max_gap_ns,
                                    method=method)  # fmt: skip

@@ -9,10 +9,11 @@ correspondences between its keypoints and stage-1 landmarks (in the UGV world). 
    on *all* correspondences of all keyframes and the best one is kept.
 2. Refinement in GTSAM: one ``Pose3`` variable ``T``; for every correspondence a ``GenericProjectionFactor`` with the
    keyframe's real calibration and ``body_P_sensor = T_uavworld_cam_k`` (the factor composes ``T @ body_P_sensor``,
-   exactly the UAV camera in the UGV world); the landmarks are held by tight priors. Robust Cauchy by default
-   (Huber or plain L2 as options; GTSAM's GNC optimiser is not wired yet). Correspondences behind the initial
-   camera are dropped
-   (GTSAM gives them zero Jacobians).
+   exactly the UAV camera in the UGV world); the landmarks are held by tight priors (``landmark_sigma``, 1e-6 m:
+   effectively fixed, and unlike ``NonlinearEqualityPoint3`` it keeps ``Marginals`` well posed). Robust Cauchy by
+   default; Huber, plain L2 or GTSAM's graduated non-convexity (``loss="gnc"``: ``GncLMOptimizer`` with a
+   truncated-least-squares schedule, the landmark priors marked as known inliers) as options. Correspondences
+   behind the initial camera are dropped and counted (GTSAM gives them zero Jacobians).
 3. Covariance of ``T`` from ``gtsam.Marginals``: 6x6 in gtsam's tangent order (rotation, translation), as a right
    perturbation ``T_true = T @ Exp(xi)``.
 """
@@ -32,6 +33,7 @@ from perception.camera import CameraModel
 from perception.camera.convert import to_gtsam
 from perception.errors import InputError
 from perception.geometry import SE3
+from slam.airground.landmarks import LandmarkMap
 from slam.factorgraph.ba import PROJECTION_FACTORS, pixel_noise
 from slam.pnp import pnp_ransac
 
@@ -62,8 +64,8 @@ class UavKeyframeMatches:
 
 @dataclass
 class Stage2Options:
-    loss: Literal["cauchy", "huber", "l2"] = "cauchy"
-    """Robust kernel on the pixel residual (plain least squares: 'l2')."""
+    loss: Literal["cauchy", "huber", "l2", "gnc"] = "cauchy"
+    """Robust kernel on the pixel residual (plain least squares: 'l2'; 'gnc': GNC-TLS over an L2 model)."""
     loss_scale_px: float = 2.0
     sigma_px: float = 1.0
     ransac: bool = True
@@ -74,7 +76,17 @@ class Stage2Options:
     max_iterations: int = 100
     landmark_sigma: float = 1e-6
     """Sigma (m) of the priors holding the stage-1 landmarks."""
+    gnc_inlier_px: float = 3.0
+    """GNC: residuals beyond this many pixels are outliers at convergence."""
     seed: int = 0
+
+    def validate(self) -> None:
+        if self.loss not in ("cauchy", "huber", "l2", "gnc"):
+            raise InputError(f"stage 2: loss must be 'cauchy', 'huber', 'l2' or 'gnc', got {self.loss!r}")
+        for name in ("loss_scale_px", "sigma_px", "ransac_threshold_px", "landmark_sigma", "gnc_inlier_px"):
+            v = getattr(self, name)
+            if not (v > 0):
+                raise InputError(f"stage 2: {name} must be > 0, got {v}")
 
 
 @dataclass
@@ -83,6 +95,8 @@ class Stage2Result:
     covariance: np.ndarray
     """6x6, tangent order (rotation, translation), right perturbation."""
     T_init: SE3
+    init_inliers: int = 0
+    """Correspondences (over all keyframes) within ``ransac_threshold_px`` of the chosen PnP candidate."""
     inliers_per_keyframe: dict[int, int] = field(default_factory=dict)
     """Correspondences within ``ransac_threshold_px`` after refinement, per keyframe id."""
     num_correspondences: int = 0
@@ -125,14 +139,18 @@ def initialise(keyframes: list[UavKeyframeMatches], points: np.ndarray, opts: St
 
 def estimate_relative_pose(
     keyframes: list[UavKeyframeMatches],
-    landmarks: np.ndarray,
+    landmarks: np.ndarray | LandmarkMap,
     options: Stage2Options | None = None,
     init: SE3 | None = None,
 ) -> Stage2Result:
-    """``T_ugvworld_uavworld`` from all verified UAV keyframes (see the module docstring)."""
+    """``T_ugvworld_uavworld`` from all verified UAV keyframes (see the module docstring).
+
+    ``landmarks`` is the (L, 3) array (or the :class:`LandmarkMap`) that the keyframes' ``landmark_idx`` index.
+    """
     opts = options or Stage2Options()
+    opts.validate()
     t0 = time.perf_counter()
-    points = np.asarray(landmarks, dtype=np.float64)
+    points = np.asarray(landmarks.points if isinstance(landmarks, LandmarkMap) else landmarks, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 3 or not np.all(np.isfinite(points)):
         raise InputError(f"stage 2: landmarks must be finite (L, 3), got shape {points.shape}")
     if not keyframes:
@@ -141,16 +159,19 @@ def estimate_relative_pose(
         if len(kf.landmark_idx) and (kf.landmark_idx.min() < 0 or kf.landmark_idx.max() >= len(points)):
             raise InputError(f"stage 2: UAV keyframe {kf.kf_id} refers to a landmark outside [0, {len(points)})")
     if opts.ransac:
-        T_init, _ = initialise(keyframes, points, opts)
+        T_init, init_inliers = initialise(keyframes, points, opts)
     elif init is not None:
         T_init = init
+        init_inliers = sum(int((e < opts.ransac_threshold_px).sum()) for e in reprojection_errors(init, keyframes,
+                                                                                                   points))  # fmt: skip
     else:
         raise InputError("stage 2: give an initial transform when RANSAC initialisation is off")
 
     errs0 = reprojection_errors(T_init, keyframes, points)
     graph, values = gtsam.NonlinearFactorGraph(), gtsam.Values()
     values.insert(T(0), gtsam.Pose3(T_init.matrix()))
-    noise = pixel_noise(opts.loss, opts.loss_scale_px / opts.sigma_px, opts.sigma_px)
+    gnc = opts.loss == "gnc"
+    noise = pixel_noise("l2" if gnc else opts.loss, opts.loss_scale_px / opts.sigma_px, opts.sigma_px)
     prior = gtsam.noiseModel.Isotropic.Sigma(3, opts.landmark_sigma)
     used: set[int] = set()
     dropped = n = 0
@@ -174,9 +195,26 @@ def estimate_relative_pose(
 
     lm = gtsam.LevenbergMarquardtParams()
     lm.setMaxIterations(opts.max_iterations)
-    optimizer = gtsam.LevenbergMarquardtOptimizer(graph, values, lm)
-    result = optimizer.optimize()
-    iterations = int(optimizer.iterations())
+    if gnc:
+        gp = gtsam.GncLMParams(lm)
+        gp.setLossType(gtsam.GncLossType.TLS)
+        gp.setKnownInliers([i for i in range(graph.size()) if isinstance(graph.at(i), gtsam.PriorFactorPoint3)])
+        optimizer = gtsam.GncLMOptimizer(graph, values, gp)
+        # cost of a factor is 0.5 * (r / sigma)^2: the inlier bound in pixels as a cost
+        optimizer.setInlierCostThresholds(0.5 * (opts.gnc_inlier_px / opts.sigma_px) ** 2)
+        result = optimizer.optimize()
+        iterations = -1  # GNC runs several LM solves; it does not report a single iteration count
+        # the covariance must not count the factors GNC rejected
+        w = np.asarray(optimizer.getWeights())
+        kept = gtsam.NonlinearFactorGraph()
+        for i in range(graph.size()):
+            if w[i] > 0.5:
+                kept.add(graph.at(i))
+        graph = kept
+    else:
+        optimizer = gtsam.LevenbergMarquardtOptimizer(graph, values, lm)
+        result = optimizer.optimize()
+        iterations = int(optimizer.iterations())
     T_est = SE3.from_matrix(result.atPose3(T(0)).matrix())
     try:
         cov = np.asarray(gtsam.Marginals(graph, result).marginalCovariance(T(0)))
@@ -189,6 +227,7 @@ def estimate_relative_pose(
         T_ugvworld_uavworld=T_est,
         covariance=cov,
         T_init=T_init,
+        init_inliers=init_inliers,
         inliers_per_keyframe={
             kf.kf_id: int((e < opts.ransac_threshold_px).sum()) for kf, e in zip(keyframes, errs, strict=True)
         },
