@@ -2,8 +2,9 @@
 sparse keypoints the UAV sends (under 0.3 Mbit/s).
 
 Outputs in OUT: ugv_keyframes.tum (UGV camera after stage 1), uav_keyframes.tum (UAV camera in the UGV frame, when
-stage 2 succeeded), relative_pose.json (T_ugvworld_uavworld, covariance, inliers), loops.json (every query with its
-candidates, matches and inliers), bandwidth.json, config.yaml and run.rrd.
+stage 2 succeeded), relative_pose.json (T_ugvworld_uavworld, covariance, inliers), loops.json (every UAV query with
+its candidates, matches and inliers, and the PnP pose of accepted ones), ugv_revisits.json (UGV keyframe pairs that
+closed the UGV's own loop in stage 1), bandwidth.json (stream rate and stage timings), config.yaml and run.rrd.
 """
 
 from __future__ import annotations
@@ -51,7 +52,20 @@ def write_outputs(out_dir: Path, result: AirgroundOutput) -> None:
     else:
         rel = {"status": "no verified UAV keyframe: no relative pose"}
     atomic_write_json(out_dir / "relative_pose.json", rel)
-    atomic_write_json(out_dir / "loops.json", [r.to_json() for r in result.loops])
+    loops = []
+    for r, (qs, ms) in zip(result.loops, result.loop_stamps, strict=True):
+        d = {**r.to_json(), "query_stamp_ns": qs, "match_stamp_ns": ms}
+        if r.accepted:
+            d["T_ugvworld_cam"] = r.T_world_cam.matrix().tolist()  # the PnP pose of the UAV camera
+        loops.append(d)
+    atomic_write_json(out_dir / "loops.json", loops)
+    kf = result.ugv_keyframe_stamps
+    revisits = [
+        {"keyframes": [r.i, r.j], "stamps_ns": [int(kf[r.i]), int(kf[r.j])], "similarity": round(r.similarity, 4),
+         "inliers": r.inliers, "rotation_error_deg": round(r.rotation_error_deg, 3)}
+        for r in result.revisits
+    ]  # fmt: skip
+    atomic_write_json(out_dir / "ugv_revisits.json", revisits)
     atomic_write_json(out_dir / "bandwidth.json", {**result.bandwidth, "timings_s": result.timings})
 
 

@@ -28,3 +28,43 @@ def pnp_ransac(camera: CameraModel, uv: np.ndarray, points_world: np.ndarray, th
     inliers = np.zeros(len(uv), bool)
     inliers[np.flatnonzero(ok)[np.asarray(info["inliers"], bool)]] = True
     return SE3(np.asarray(pose.R), np.asarray(pose.t)).inverse(), inliers
+
+
+def generalized_pnp_ransac(
+    cameras: list[CameraModel], T_rig_cam: list[SE3], uv: list[np.ndarray], points_world: list[np.ndarray],
+    threshold_px: float = 4.0, seed: int = 0, max_iterations: int = 10_000,
+) -> tuple[SE3, list[np.ndarray]] | None:  # fmt: skip
+    """Pose of a rig of known cameras (``T_rig_cam`` each) from 2D-3D correspondences in all of them:
+    ``(T_world_rig, inlier mask per camera)``, or None with fewer than 4 usable correspondences in total.
+
+    A moving camera whose odometry gives the relative poses of its frames is such a rig (poselib's generalized
+    absolute pose, minimal GP3P + LO-RANSAC, on undistorted bearings)."""
+    import poselib
+
+    if not (len(cameras) == len(T_rig_cam) == len(uv) == len(points_world)):
+        raise ValueError("generalized_pnp_ransac: cameras, T_rig_cam, uv and points_world differ in length")
+    xs, Xs, exts, oks = [], [], [], []
+    for cam, T, u, X in zip(cameras, T_rig_cam, uv, points_world, strict=True):
+        u = np.asarray(u, np.float64).reshape(-1, 2)
+        X = np.asarray(X, np.float64).reshape(-1, 3)
+        xy = cam.unproject(u)[:, :2] if len(u) else np.zeros((0, 2))
+        ok = np.all(np.isfinite(xy), axis=1) & np.all(np.isfinite(X), axis=1)
+        xs.append(xy[ok])
+        Xs.append(X[ok])
+        oks.append(ok)
+        Tc = T.inverse()  # rig -> camera
+        ext = poselib.CameraPose()
+        ext.R, ext.t = Tc.R, Tc.t
+        exts.append(ext)
+    if sum(len(x) for x in xs) < 4:
+        return None
+    f = float(np.mean([np.mean(np.diag(c.K)[:2]) for c in cameras]))
+    unit = {"model": "PINHOLE", "width": 2, "height": 2, "params": [1.0, 1.0, 0.0, 0.0]}
+    opts = {"max_reproj_error": threshold_px / f, "seed": seed, "max_iterations": max_iterations}
+    pose, info = poselib.estimate_generalized_absolute_pose(xs, Xs, exts, [unit] * len(xs), opts, {})
+    masks = []
+    for ok, inl in zip(oks, info["inliers"], strict=True):
+        m = np.zeros(len(ok), bool)
+        m[np.flatnonzero(ok)[np.asarray(inl, bool)]] = True
+        masks.append(m)
+    return SE3(np.asarray(pose.R), np.asarray(pose.t)).inverse(), masks

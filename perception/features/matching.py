@@ -37,6 +37,35 @@ def match_mutual_nn(
     return Matches(idx0.astype(np.int64), nn01[idx0].astype(np.int64), best[idx0].astype(np.float32))
 
 
+def estimate_relative_pose(
+    kp0: np.ndarray, kp1: np.ndarray, matches: Matches, cam0, cam1, threshold_px: float = 2.0, seed: int = 0
+):
+    """Essential-matrix RANSAC (poselib) on undistorted bearings of known cameras.
+
+    Returns ``(inlier matches, T_cam1_cam0)``; the pose (translation up to scale, unit norm) is None when fewer
+    than 5 usable matches exist."""
+    import poselib
+
+    from perception.geometry import SE3
+
+    none = matches.subset(np.zeros(len(matches), bool))
+    if len(matches) < 5:
+        return none, None
+    x0 = cam0.unproject(np.asarray(kp0, np.float64)[matches.idx0])[:, :2]
+    x1 = cam1.unproject(np.asarray(kp1, np.float64)[matches.idx1])[:, :2]
+    good = np.all(np.isfinite(x0), axis=1) & np.all(np.isfinite(x1), axis=1)
+    if good.sum() < 5:
+        return none, None
+    f = 0.5 * (float(np.mean(np.diag(cam0.K)[:2])) + float(np.mean(np.diag(cam1.K)[:2])))
+    unit = {"model": "PINHOLE", "width": 2, "height": 2, "params": [1.0, 1.0, 0.0, 0.0]}
+    pose, info = poselib.estimate_relative_pose(
+        x0[good], x1[good], unit, unit, {"max_epipolar_error": threshold_px / f, "seed": seed}, {}
+    )
+    inl = np.zeros(len(matches), bool)
+    inl[np.flatnonzero(good)[np.asarray(info["inliers"], bool)]] = True
+    return matches.subset(inl), SE3(np.asarray(pose.R), np.asarray(pose.t))
+
+
 def verify_matches(
     kp0: np.ndarray,
     kp1: np.ndarray,
@@ -48,22 +77,6 @@ def verify_matches(
     seed: int = 0,
 ) -> Matches:
     """Inliers of an essential-matrix RANSAC (poselib) on undistorted bearings of known cameras."""
-    import poselib
-
     if method != "essential":
         raise InputError(f"verify_matches: unsupported method {method!r}")
-    if len(matches) < 5:
-        return matches.subset(np.zeros(len(matches), bool))
-    x0 = cam0.unproject(np.asarray(kp0, np.float64)[matches.idx0])[:, :2]
-    x1 = cam1.unproject(np.asarray(kp1, np.float64)[matches.idx1])[:, :2]
-    good = np.all(np.isfinite(x0), axis=1) & np.all(np.isfinite(x1), axis=1)
-    if good.sum() < 5:
-        return matches.subset(np.zeros(len(matches), bool))
-    f = 0.5 * (float(np.mean(np.diag(cam0.K)[:2])) + float(np.mean(np.diag(cam1.K)[:2])))
-    unit = {"model": "PINHOLE", "width": 2, "height": 2, "params": [1.0, 1.0, 0.0, 0.0]}
-    _, info = poselib.estimate_relative_pose(
-        x0[good], x1[good], unit, unit, {"max_epipolar_error": threshold_px / f, "seed": seed}, {}
-    )
-    inl = np.zeros(len(matches), bool)
-    inl[np.flatnonzero(good)[np.asarray(info["inliers"], bool)]] = True
-    return matches.subset(inl)
+    return estimate_relative_pose(kp0, kp1, matches, cam0, cam1, threshold_px, seed)[0]

@@ -1,11 +1,12 @@
 """The air-ground relative localization pipeline, stage by stage, over one recording.
 
 UGV: LIO -> camera poses at image stamps -> keyframes -> local features -> matches between nearby keyframes
-(verified) -> tracks -> stage-1 BA -> landmark map (points + mean descriptors), and a VLAD place index of its
-keyframes. UAV: its own odometry -> camera poses -> keyframes -> local features -> compact messages under the
-bandwidth budget. UGV side again: each received message is decoded, described by VLAD (computed on the UGV from the
-received local descriptors, so no vocabulary has to reach the UAV), queried against the place index and verified
-by PnP; the verified keyframes feed stage 2, which estimates ``T_ugvworld_uavworld``.
+(verified) -> tracks -> stage-1 BA -> landmarks, and a place index of its keyframes (VLAD vector + local features,
+each tied to the landmark it observes). UAV: its own odometry -> camera poses -> keyframes -> local features ->
+compact messages under the bandwidth budget. UGV side again: each received message is decoded, described by VLAD
+(computed on the UGV from the received local descriptors, so no vocabulary has to reach the UAV) and queried
+against the place index; its features are matched to the candidate keyframes' features, and the matches onto
+landmarks are verified by PnP-RANSAC. The verified keyframes feed stage 2, which estimates ``T_ugvworld_uavworld``.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from perception.geometry import SE3
 from slam.airground.bandwidth import BandwidthMeter, RateController
 from slam.airground.interpolate import images_covered, interpolate_camera_poses
 from slam.airground.keyframes import KeyframePolicy, select_keyframes
+from slam.airground.landmarks import build_landmark_map, build_tracks
 from slam.airground.message import KeyframeMessage, decode, encode, message_size
 from slam.airground.recording import check_topics, image_stamps, iter_images, read_odometry
+from slam.airground.revisits import Revisit, RevisitOptions, find_revisits
 from slam.airground.stage1 import Stage1Options, Stage1Problem, Stage1Result, run_stage1
 from slam.airground.stage2 import Stage2Options, Stage2Result, UavKeyframeMatches, estimate_relative_pose
-from slam.factorgraph.ba import Observations
-from slam.loop import LoopDetector, LoopOptions, LoopResult, PlaceIndex
+from slam.loop import LoopDetector, LoopOptions, LoopResult, Place, PlaceIndex
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ class AirgroundOptions:
     verify_threshold_px: float = 2.0
     max_gap_ms: float = 250.0
     """Refuse to interpolate LIO across gaps longer than this."""
+    revisits: RevisitOptions = field(default_factory=RevisitOptions)
+    """UGV revisits (loop closure within the UGV's own keyframes) that join stage-1 tracks across a lap."""
     stage1: Stage1Options = field(default_factory=Stage1Options)
     descriptors: Literal["uint8", "fp16"] = "uint8"
     budget_bits_per_s: float = 300_000.0
@@ -65,43 +69,13 @@ class AirgroundOutput:
     uav_keyframe_stamps: np.ndarray
     uav_T_uavworld_cam: SE3
     loops: list[LoopResult]
+    revisits: list[Revisit]
+    """Verified UGV revisit pairs (keyframe indices) that entered stage 1."""
+    loop_stamps: list[tuple[int, int | None]]
+    """Per loop query: (UAV image stamp, stamp of the matched UGV keyframe or None)."""
     bandwidth: dict
     stage2: Stage2Result | None
     timings: dict[str, float] = field(default_factory=dict)
-
-
-def _build_tracks(
-    feats: list[Features], pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]
-) -> tuple[Observations, np.ndarray]:
-    """Union-find over (keyframe, feature) nodes; tracks with two features in one keyframe are dropped.
-
-    Returns the observations (keyframe, track, pixel) and each observation's feature index in its keyframe."""
-    offsets = np.concatenate([[0], np.cumsum([len(f) for f in feats])])
-    parent = np.arange(offsets[-1])
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for (i, j), (a, b) in pairs.items():
-        for x, y in zip(offsets[i] + a, offsets[j] + b, strict=True):
-            ra, rb = find(int(x)), find(int(y))
-            if ra != rb:
-                parent[rb] = ra
-    roots = np.array([find(k) for k in range(offsets[-1])])
-    kf = np.repeat(np.arange(len(feats)), np.diff(offsets))
-    uniq, inv, counts = np.unique(roots, return_inverse=True, return_counts=True)
-    per_kf = {}
-    for node in range(len(roots)):
-        per_kf.setdefault((inv[node], kf[node]), 0)
-        per_kf[(inv[node], kf[node])] += 1
-    bad = {t for (t, _), c in per_kf.items() if c > 1}
-    keep = (counts[inv] >= 2) & ~np.isin(inv, list(bad))
-    tracks = np.unique(inv[keep], return_inverse=True)[1]
-    uv = np.concatenate([f.keypoints for f in feats])[keep]
-    return Observations(kf[keep], tracks, uv.astype(np.float64)), (np.arange(len(roots)) - offsets[kf])[keep]
 
 
 def run_airground(
@@ -153,34 +127,32 @@ def run_airground(
                 v = verify_matches(
                     ugv_feats[i].keypoints, ugv_feats[j].keypoints, m, cam, cam, threshold_px=opts.verify_threshold_px
                 )
-                pairs[(i, j)] = (v.idx0, v.idx1)
-        obs, feature_index = _build_tracks(ugv_feats, pairs)
+                pairs[(i, j)] = v
+        vocab = VladVocabulary.fit([f.descriptors for f in ugv_feats], k=opts.vocabulary_size, seed=opts.stage2.seed)
+        ugv_vlad = np.stack([vocab.encode(f.descriptors) for f in ugv_feats])
+        revisit_pairs, revisits = find_revisits(ugv_feats, ugv_vlad, T_cam[kf_idx], cam, opts.revisits)
+        pairs.update(revisit_pairs)
+        tracks = build_tracks([f.keypoints for f in ugv_feats], pairs)
+        obs = tracks.observations
         t1 = time.perf_counter()
         say("UGV: stage-1 bundle adjustment")
         T_imu_kf = lio.T_world_body_at(kf_stamps + rig.time_offset_ns, max_gap_ns=int(opts.max_gap_ms * 1e6))
         s1 = run_stage1(Stage1Problem(T_imu_kf, rig.T_imu_cam, cam, obs), opts.stage1)
         timings["stage1"] = time.perf_counter() - t1
 
-        # landmark map: mean descriptor of each triangulated track
-        n_tracks = len(s1.point_ok)
-        desc_all = np.concatenate([f.descriptors for f in ugv_feats])
-        offsets = np.concatenate([[0], np.cumsum([len(f) for f in ugv_feats])])
-        rows = offsets[obs.image_index] + feature_index
-        lm_desc = np.zeros((n_tracks, desc_all.shape[1]), np.float32)
-        np.add.at(lm_desc, obs.point_index, desc_all[rows])
-        lm_desc /= np.maximum(np.linalg.norm(lm_desc, axis=1, keepdims=True), 1e-12)
-        ok = s1.point_ok
-        landmarks_of = {
-            k: np.unique(obs.point_index[(obs.image_index == k) & ok[obs.point_index]]) for k in range(len(ugv_feats))
-        }
-
         say("UGV: place index")
-        vocab = VladVocabulary.fit([f.descriptors for f in ugv_feats], k=opts.vocabulary_size, seed=opts.stage2.seed)
-        detector = LoopDetector(
-            PlaceIndex(vocab.dim), np.nan_to_num(s1.points), lm_desc, lambda k: landmarks_of[k], opts.loop
-        )
+        # each keyframe feature -> the stage-1 landmark (track) it observes, -1 where none
+        landmark_of = [np.full(len(f), -1, np.int64) for f in ugv_feats]
+        good = s1.point_ok[obs.point_index]
+        for k, fi, j in zip(obs.image_index[good], tracks.feature_index[good], obs.point_index[good], strict=True):
+            landmark_of[k][fi] = j
+        lmap = build_landmark_map(s1.points, s1.point_ok, tracks, [f.descriptors for f in ugv_feats])
+        lm_desc = np.zeros((len(s1.points), ugv_feats[0].descriptors.shape[1]), np.float32)
+        lm_desc[lmap.track_ids] = lmap.descriptors
+        detector = LoopDetector(PlaceIndex(vocab.dim), s1.points, opts.loop, landmark_descriptors=lm_desc)
         for k, f in enumerate(ugv_feats):
-            detector.add(k, vocab.encode(f.descriptors))
+            place = Place(f.keypoints, f.descriptors, landmark_of[k], f.image_size)
+            detector.add(k, ugv_vlad[k], place)
 
         say("UAV: keyframes, features, messages")
         uav_odom = read_odometry(bag, tp["uav_odometry"])
@@ -192,6 +164,7 @@ def run_airground(
         ctrl = RateController(opts.budget_bits_per_s, max_keypoints=opts.max_keypoints)
         meter = BandwidthMeter()
         loops: list[LoopResult] = []
+        loop_stamps: list[tuple[int, int | None]] = []
         verified: list[UavKeyframeMatches] = []
         t2 = time.perf_counter()
         for s, img in iter_images(bag, tp["uav_image"]):
@@ -208,10 +181,10 @@ def run_airground(
             ctrl.spend(s, len(data))
             meter.record(s, len(data))
             msg = decode(data)  # what the UGV receives
-            r = detector.query(
-                msg.keyframe_id, vocab.encode(msg.descriptors), msg.keypoints, msg.descriptors, rig.uav_camera
-            )
+            r = detector.query(msg.keyframe_id, vocab.encode(msg.descriptors), msg.keypoints, msg.descriptors,
+                               rig.uav_camera, T_odom_cam=msg.T_world_cam)  # fmt: skip
             loops.append(r)
+            loop_stamps.append((int(s), None if r.match_id is None else int(kf_stamps[r.match_id])))
             if r.accepted:
                 verified.append(
                     UavKeyframeMatches(msg.keyframe_id, msg.T_world_cam, rig.uav_camera, r.uv, r.landmark_idx)
@@ -228,5 +201,14 @@ def run_airground(
         log.warning("no UAV keyframe was verified against the UGV map: no relative pose")
     timings["total"] = time.perf_counter() - t0
     return AirgroundOutput(
-        kf_stamps, s1, ustamps[ukf], T_uav_cam[ukf], loops, meter.summary(duration_s=max(duration, 1.0)), s2, timings
+        kf_stamps,
+        s1,
+        ustamps[ukf],
+        T_uav_cam[ukf],
+        loops,
+        revisits,
+        loop_stamps,
+        meter.summary(duration_s=max(duration, 1.0)),
+        s2,
+        timings,
     )

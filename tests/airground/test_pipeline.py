@@ -78,6 +78,7 @@ def test_cli_writes_standard_outputs(recording: Path, tmp_path: Path) -> None:
     loops = json.loads((tmp_path / "loops.json").read_text())
     assert len(loops) == bw["messages"] and all("inliers" in q for q in loops)
     assert "status" in json.loads((tmp_path / "relative_pose.json").read_text())
+    assert isinstance(json.loads((tmp_path / "ugv_revisits.json").read_text()), list)
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "run.rrd").is_file()
     assert main(["airground", "--bag", str(tmp_path / "nope.mcap"), "--rig", str(recording / "rig.yaml"),
                  "--out", str(tmp_path / "x")]) == 2  # fmt: skip
@@ -103,7 +104,21 @@ def test_eval_reports_known_errors(recording: Path, tmp_path: Path) -> None:
     (tmp_path / "run" / "relative_pose.json").write_text(
         json.dumps({"status": "ok", "T_ugvworld_uavworld": T_est.matrix().tolist()})
     )
-    (tmp_path / "run" / "loops.json").write_text(json.dumps([{"accepted": True}, {"accepted": False}]))
+    # loops: one right (true pose, a co-visible UGV keyframe), one 3 m off, one missed revisit
+    ov = json.loads((gt / "uav_overlap.json").read_text())
+    rev = [i for i, f in enumerate(ov["overlap_fraction"]) if f >= 0.3][:3]
+    assert len(rev) == 3
+    s = [ov["uav_stamps_ns"][i] for i in rev]
+    P = [uav.T_world_body_at(np.array([t]))[0] for t in s]
+    off = SE3(P[1].R, P[1].t + [3.0, 0, 0])
+    loops = [
+        {"accepted": True, "query_stamp_ns": s[0], "match_stamp_ns": ov["ugv_stamps_ns"][rev[0]][0],
+         "T_ugvworld_cam": P[0].matrix().tolist()},
+        {"accepted": True, "query_stamp_ns": s[1], "match_stamp_ns": ov["ugv_stamps_ns"][rev[1]][0],
+         "T_ugvworld_cam": off.matrix().tolist()},
+        {"accepted": False, "query_stamp_ns": s[2], "match_stamp_ns": None},
+    ]  # fmt: skip
+    (tmp_path / "run" / "loops.json").write_text(json.dumps(loops))
     (tmp_path / "run" / "bandwidth.json").write_text(
         json.dumps({"max_window_bits_per_s": 290000.0, "mean_bits_per_s": 2e5})
     )
@@ -114,5 +129,9 @@ def test_eval_reports_known_errors(recording: Path, tmp_path: Path) -> None:
     assert m["relative_rotation_err_deg"] == pytest.approx(0.0, abs=1e-6)
     assert m["ugv_keyframes_ate_rmse_m"] == pytest.approx(0.05, abs=1e-9)
     assert m["uav_keyframes_ate_rmse_m"] == pytest.approx(0.10, abs=1e-6)
-    assert m["loops_accepted"] == 1 and m["uav_stream_within_budget"] is True
+    assert m["loops_accepted"] == 2 and m["loops_false"] == 1 and m["loop_false_query_stamps_ns"] == [s[1]]
+    assert m["loop_precision"] == 0.5 and m["loop_true_revisits"] == 3 and m["loop_recall"] == pytest.approx(1 / 3)
+    assert m["uav_stream_within_budget"] is True
+    (tmp_path / "run" / "loops.json").write_text(json.dumps([{"accepted": False}]))
+    assert main(["eval", "airground", "--run", str(tmp_path / "run"), "--gt", str(gt), "--json", str(out)]) == 2
     assert main(["eval", "airground", "--run", str(tmp_path / "nope"), "--gt", str(gt), "--json", str(out)]) == 2
