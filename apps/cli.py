@@ -29,6 +29,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("doctor", "apps.doctor:DoctorConfig:run", "Check every dependency, the spconv CPU path and CUDA."),
     Command(
         "demo",
+        "apps.demo_airground:DemoAirgroundConfig:run",
+        "The main job (`make demo`): simulate an air-ground recording, localize the UAV from the UGV, evaluate.",
+    ),
+    Command(
+        "demo ba",
         "apps.demo:DemoConfig:run",
         "Bundle-adjust a synthetic COLMAP scene with the GTSAM back end, compare to pycolmap, write outputs.",
     ),

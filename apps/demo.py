@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DemoConfig(PipelineConfig):
-    out: Path = Path("out/demo")
+    out: Path = Path("out/demo_ba")
     """Output folder."""
     num_images: int = 12
     """Images in the synthetic scene (one camera each)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -78,6 +79,17 @@ class AirgroundOutput:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+@contextmanager
+def _odometry_errors(bag_path: Path, topic: str):
+    """Interpolation failures (gaps, NaN poses) as one line naming the recording, the topic and the fix."""
+    try:
+        yield
+    except (InputError, ValueError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"{bag_path}: odometry {topic}: {msg}; the recording has a hole there (or raise "
+                         "--options.max-gap-ms to bridge it)") from None  # fmt: skip
+
+
 def run_airground(
     bag_path: Path, rig: Rig, opts: AirgroundOptions | None = None, progress: Callable[[str], None] | None = None
 ) -> AirgroundOutput:
@@ -104,7 +116,8 @@ def run_airground(
         stamps = stamps[images_covered(lio, stamps, rig.time_offset_ns)]
         if len(stamps) < 2:
             raise InputError(f"{bag_path}: fewer than 2 UGV images fall inside the LIO trajectory's time span")
-        T_cam = interpolate_camera_poses(lio, stamps, rig.T_imu_cam, rig.time_offset_ns, int(opts.max_gap_ms * 1e6))
+        with _odometry_errors(bag_path, tp["ugv_odometry"]):
+            T_cam = interpolate_camera_poses(lio, stamps, rig.T_imu_cam, rig.time_offset_ns, int(opts.max_gap_ms * 1e6))
         kf_idx = select_keyframes(stamps, T_cam, opts.ugv_keyframes)
         kf_stamps = stamps[kf_idx]
         wanted = set(int(s) for s in kf_stamps)
@@ -158,7 +171,8 @@ def run_airground(
         uav_odom = read_odometry(bag, tp["uav_odometry"])
         ustamps = image_stamps(bag, tp["uav_image"])
         ustamps = ustamps[images_covered(uav_odom, ustamps)]
-        T_uav_cam = uav_odom.T_world_body_at(ustamps, rig.T_body_cam_uav, max_gap_ns=int(opts.max_gap_ms * 1e6) * 4)
+        with _odometry_errors(bag_path, tp["uav_odometry"]):
+            T_uav_cam = uav_odom.T_world_body_at(ustamps, rig.T_body_cam_uav, max_gap_ns=int(opts.max_gap_ms * 1e6) * 4)
         ukf = select_keyframes(ustamps, T_uav_cam, opts.uav_keyframes)
         uwanted = {int(ustamps[i]): i for i in ukf}
         ctrl = RateController(opts.budget_bits_per_s, max_keypoints=opts.max_keypoints)

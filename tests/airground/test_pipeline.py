@@ -135,3 +135,39 @@ def test_eval_reports_known_errors(recording: Path, tmp_path: Path) -> None:
     (tmp_path / "run" / "loops.json").write_text(json.dumps([{"accepted": False}]))
     assert main(["eval", "airground", "--run", str(tmp_path / "run"), "--gt", str(gt), "--json", str(out)]) == 2
     assert main(["eval", "airground", "--run", str(tmp_path / "nope"), "--gt", str(gt), "--json", str(out)]) == 2
+
+
+def _copy_bag(src: Path, dst: Path, edit) -> Path:
+    """Copy a recording message by message; ``edit(BagMessage)`` returns the message to write or None to drop."""
+    from perception.datasets.ros import BagWriter, read_bag
+
+    with BagWriter(dst, format="mcap") as w:
+        for m in read_bag(src):
+            m = edit(m)
+            if m is not None:
+                w.write(m.topic, m.msg, m.recv_ns)
+    return dst
+
+
+def test_blank_images_and_odometry_gap_are_one_line(recording: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    rig = load_rig(recording / "rig.yaml")
+    ugv_img, lio = rig.topics["ugv_image"], rig.topics["ugv_odometry"]
+
+    def blank(m):
+        if m.topic == ugv_img:
+            return replace(m, msg=replace(m.msg, image=np.full_like(m.msg.image, 128), encoding="rgb8"))
+        return m
+
+    bag = _copy_bag(recording / "recording.mcap", tmp_path / "blank.mcap", blank)
+    with pytest.raises(InputError, match=r"blank\.mcap: no features found on any UGV keyframe"):
+        run_airground(bag, rig, AirgroundOptions(features="rootsift", max_keypoints=256))
+
+    stamps = read_tum(recording / "gt" / "ugv_imu.tum").stamps_ns
+    mid = int(stamps[len(stamps) // 2])
+    gap = _copy_bag(recording / "recording.mcap", tmp_path / "gap.mcap",
+                    lambda m: None if m.topic == lio and abs(m.recv_ns - mid) < 1_000_000_000 else m)  # fmt: skip
+    with pytest.raises(InputError, match=r"gap\.mcap: .*/ugv/lio/odometry.* gap .*max-gap-ms") as e:
+        run_airground(gap, rig, AirgroundOptions(features="rootsift", max_keypoints=256))
+    assert "\n" not in str(e.value)

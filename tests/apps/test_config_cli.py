@@ -82,7 +82,7 @@ def test_help_lists_subcommands(capsys: pytest.CaptureFixture) -> None:
         main(["demo", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--out", "--seed", "--config", "--rerun", "--num-images"):
+    for flag in ("--out", "--seed", "--config", "--rerun", "--tiny", "--scenario.uav-altitude", "--options.loop.top-k"):
         assert flag in out
     assert "(default: out/demo)" in out.replace("\n", " ").replace("│", " ").replace("  ", " ")
 

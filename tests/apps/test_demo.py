@@ -20,7 +20,7 @@ ARGS = ["--num-images", "8", "--num-points", "150"]
 @pytest.fixture(scope="module")
 def demo_out(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    assert main(["demo", "--out", str(out), "--seed", "3", *ARGS]) == 0
+    assert main(["demo", "ba", "--out", str(out), "--seed", "3", *ARGS]) == 0
     return out
 
 
@@ -71,7 +71,7 @@ def test_outputs_read_back_with_real_readers(demo_out: Path) -> None:
 
 
 def test_saved_config_reproduces_the_run(demo_out: Path, tmp_path: Path) -> None:
-    assert main(["demo", "--config", str(demo_out / "config.yaml"), "--out", str(tmp_path), "--rerun", "off"]) == 0
+    assert main(["demo", "ba", "--config", str(demo_out / "config.yaml"), "--out", str(tmp_path), "--rerun", "off"]) == 0
     a = json.loads((demo_out / "metrics.json").read_text())["accuracy"]
     b = json.loads((tmp_path / "metrics.json").read_text())["accuracy"]
     for k in ("initial", "gtsam"):
@@ -85,7 +85,7 @@ def test_saved_config_reproduces_the_run(demo_out: Path, tmp_path: Path) -> None
     [(["--num-images", "2"], "num-images >= 3"), (["--rerun", "bogus"], "rerun")],
 )
 def test_bad_options_give_one_line(tmp_path: Path, capsys, args, message) -> None:
-    assert main(["demo", "--out", str(tmp_path), *args]) == 2
+    assert main(["demo", "ba", "--out", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err
     assert not (tmp_path / "metrics.json").exists()
