@@ -59,6 +59,15 @@ class AirgroundOptions:
     descriptors: Literal["uint8", "fp16"] = "uint8"
     budget_bits_per_s: float = 300_000.0
     vocabulary_size: int = 32
+    global_descriptor: Literal["vlad", "netvlad"] = "vlad"
+    """Place-recognition descriptor: VLAD over the local descriptors (computed on the UGV from what the UAV sends,
+    vocabulary from the UGV keyframes) or NetVLAD from ``netvlad_weights`` (computed on each robot from its images;
+    the UAV sends it, projected to ``netvlad_dim``, inside its keyframe message)."""
+    netvlad_weights: Path | None = None
+    """A pytorch-NetVlad checkpoint (VGG-16 + NetVLAD); nothing is downloaded."""
+    netvlad_dim: int = 512
+    netvlad_max_side: int = 640
+    """Images are resized to this longer side before NetVLAD."""
     loop: LoopOptions = field(default_factory=LoopOptions)
     stage2: Stage2Options = field(default_factory=Stage2Options)
 
@@ -98,6 +107,16 @@ def run_airground(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     extractor = make_extractor(opts.features, opts.max_keypoints)
+    netvlad = None
+    if opts.global_descriptor == "netvlad":
+        if opts.netvlad_weights is None:
+            raise InputError("global_descriptor 'netvlad' needs --options.netvlad-weights PATH (a local checkpoint)")
+        from perception.features.netvlad import NetVLADDescriptor
+
+        netvlad = NetVLADDescriptor(opts.netvlad_weights, max_side=opts.netvlad_max_side, out_dim=opts.netvlad_dim,
+                                    projection_seed=opts.stage2.seed)  # fmt: skip
+    elif opts.global_descriptor != "vlad":
+        raise InputError(f"global_descriptor must be 'vlad' or 'netvlad', got {opts.global_descriptor!r}")
     tp = rig.topics
     with BagReader(bag_path) as bag:
         check_topics(
@@ -123,9 +142,12 @@ def run_airground(
         wanted = set(int(s) for s in kf_stamps)
         say(f"UGV: features on {len(kf_idx)} keyframes")
         feats: dict[int, Features] = {}
+        ugv_global: dict[int, np.ndarray] = {}
         for s, img in iter_images(bag, tp["ugv_image"]):
             if s in wanted:
                 feats[s] = extractor(img)
+                if netvlad is not None:
+                    ugv_global[s] = netvlad(img)
         ugv_feats = [feats[int(s)] for s in kf_stamps]
         if sum(len(f) for f in ugv_feats) == 0:
             raise InputError(f"{bag_path}: no features found on any UGV keyframe (blank or corrupt images?)")
@@ -141,9 +163,15 @@ def run_airground(
                     ugv_feats[i].keypoints, ugv_feats[j].keypoints, m, cam, cam, threshold_px=opts.verify_threshold_px
                 )
                 pairs[(i, j)] = v
-        vocab = VladVocabulary.fit([f.descriptors for f in ugv_feats], k=opts.vocabulary_size, seed=opts.stage2.seed)
-        ugv_vlad = np.stack([vocab.encode(f.descriptors) for f in ugv_feats])
-        revisit_pairs, revisits = find_revisits(ugv_feats, ugv_vlad, T_cam[kf_idx], cam, opts.revisits)
+        if netvlad is None:
+            vocab = VladVocabulary.fit(
+                [f.descriptors for f in ugv_feats], k=opts.vocabulary_size, seed=opts.stage2.seed
+            )
+            describe = vocab.encode  # the UGV describes received keyframes from their local descriptors
+            ugv_global_desc = np.stack([vocab.encode(f.descriptors) for f in ugv_feats])
+        else:
+            ugv_global_desc = np.stack([ugv_global[int(s)] for s in kf_stamps])
+        revisit_pairs, revisits = find_revisits(ugv_feats, ugv_global_desc, T_cam[kf_idx], cam, opts.revisits)
         pairs.update(revisit_pairs)
         tracks = build_tracks([f.keypoints for f in ugv_feats], pairs)
         obs = tracks.observations
@@ -162,10 +190,11 @@ def run_airground(
         lmap = build_landmark_map(s1.points, s1.point_ok, tracks, [f.descriptors for f in ugv_feats])
         lm_desc = np.zeros((len(s1.points), ugv_feats[0].descriptors.shape[1]), np.float32)
         lm_desc[lmap.track_ids] = lmap.descriptors
-        detector = LoopDetector(PlaceIndex(vocab.dim), s1.points, opts.loop, landmark_descriptors=lm_desc)
+        index = PlaceIndex(ugv_global_desc.shape[1])
+        detector = LoopDetector(index, s1.points, opts.loop, landmark_descriptors=lm_desc)
         for k, f in enumerate(ugv_feats):
             place = Place(f.keypoints, f.descriptors, landmark_of[k], f.image_size)
-            detector.add(k, ugv_vlad[k], place)
+            detector.add(k, ugv_global_desc[k], place)
 
         say("UAV: keyframes, features, messages")
         uav_odom = read_odometry(bag, tp["uav_odometry"])
@@ -185,17 +214,21 @@ def run_airground(
             if s not in uwanted:
                 continue
             f = extractor(img)
-            n = ctrl.allow(s, lambda k, d=f.descriptors.shape[1]: message_size(k, d, 0, opts.descriptors), len(f))
+            g = None if netvlad is None else netvlad(img)  # computed on the UAV, sent with the keyframe
+            gdim = 0 if g is None else len(g)
+            size = lambda k, d=f.descriptors.shape[1], gd=gdim: message_size(k, d, gd, opts.descriptors)  # noqa: E731
+            n = ctrl.allow(s, size, len(f))
             if n == 0:
                 continue
             data = encode(
-                KeyframeMessage(1, uwanted[s], s, T_uav_cam[uwanted[s]], f.keypoints[:n], f.descriptors[:n]),
+                KeyframeMessage(1, uwanted[s], s, T_uav_cam[uwanted[s]], f.keypoints[:n], f.descriptors[:n], g),
                 opts.descriptors,
             )
             ctrl.spend(s, len(data))
             meter.record(s, len(data))
             msg = decode(data)  # what the UGV receives
-            r = detector.query(msg.keyframe_id, vocab.encode(msg.descriptors), msg.keypoints, msg.descriptors,
+            gq = describe(msg.descriptors) if netvlad is None else msg.global_descriptor
+            r = detector.query(msg.keyframe_id, gq, msg.keypoints, msg.descriptors,
                                rig.uav_camera, T_odom_cam=msg.T_world_cam)  # fmt: skip
             loops.append(r)
             loop_stamps.append((int(s), None if r.match_id is None else int(kf_stamps[r.match_id])))

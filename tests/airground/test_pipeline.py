@@ -171,3 +171,24 @@ def test_blank_images_and_odometry_gap_are_one_line(recording: Path, tmp_path: P
     with pytest.raises(InputError, match=r"gap\.mcap: .*/ugv/lio/odometry.* gap .*max-gap-ms") as e:
         run_airground(gap, rig, AirgroundOptions(features="rootsift", max_keypoints=256))
     assert "\n" not in str(e.value)
+
+
+def test_netvlad_global_descriptor_from_a_local_checkpoint(recording: Path, tmp_path: Path) -> None:
+    """With a (here randomly initialised) NetVLAD checkpoint the UAV computes the global descriptor, projects it
+    to netvlad_dim and sends it inside its keyframe messages, still under the budget."""
+    import torch
+
+    from perception.features.netvlad import NetVLADNet
+
+    torch.manual_seed(0)
+    torch.save({"state_dict": NetVLADNet(num_clusters=4).state_dict()}, tmp_path / "nv.pth")
+    rig = load_rig(recording / "rig.yaml")
+    opts = AirgroundOptions(features="rootsift", max_keypoints=256, global_descriptor="netvlad",
+                            netvlad_weights=tmp_path / "nv.pth", netvlad_dim=128, netvlad_max_side=128)  # fmt: skip
+    out = run_airground(recording / "recording.mcap", rig, opts)
+    assert out.bandwidth["messages"] > 0 and out.bandwidth["max_window_bits_per_s"] <= 300_000
+    assert len(out.loops) == out.bandwidth["messages"]
+    # every message carried the 128-D global descriptor: 2 bytes per dimension on top of the keypoints
+    assert out.bandwidth["bytes"] >= out.bandwidth["messages"] * (82 + 2 * 128)
+    with pytest.raises(InputError, match="needs --options.netvlad-weights"):
+        run_airground(recording / "recording.mcap", rig, AirgroundOptions(global_descriptor="netvlad"))
