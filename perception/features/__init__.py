@@ -9,7 +9,11 @@ __all__ = ["Features", "Matches", "dequantize", "make_extractor", "match_mutual_
 
 
 def make_extractor(name: str = "xfeat", max_keypoints: int = 1024, weights: str | None = None):
-    """A callable ``image (H,W,3) uint8 RGB -> Features``: ``xfeat`` (default) or ``rootsift``."""
+    """A callable ``image (H,W,3) uint8 RGB -> Features``: ``xfeat`` (default), ``rootsift`` or ``superpoint``.
+
+    ``superpoint`` needs ``weights``: a local path to MagicLeap's ``superpoint_v1.pth`` (or the same state_dict
+    wrapped/prefixed, see :mod:`perception.features.superpoint`); none ship with the package.
+    """
     from perception.errors import InputError
 
     if name == "xfeat":
@@ -19,7 +23,11 @@ def make_extractor(name: str = "xfeat", max_keypoints: int = 1024, weights: str 
     if name == "rootsift":
         from perception.features.sift import RootSiftExtractor
 
+        if weights is not None:
+            raise InputError(f"rootsift is classical and takes no weights (got {weights}); drop the weights path")
         return RootSiftExtractor(max_keypoints=max_keypoints)
     if name == "superpoint":
-        raise InputError("superpoint: not available yet; use 'xfeat' (default) or 'rootsift'")
-    raise InputError(f"unknown feature extractor {name!r}; choose 'xfeat' or 'rootsift'")
+        from perception.features.superpoint import SuperPointExtractor
+
+        return SuperPointExtractor(weights, max_keypoints=max_keypoints)
+    raise InputError(f"unknown feature extractor {name!r}; choose 'xfeat', 'rootsift' or 'superpoint'")

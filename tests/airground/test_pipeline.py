@@ -192,3 +192,14 @@ def test_netvlad_global_descriptor_from_a_local_checkpoint(recording: Path, tmp_
     assert out.bandwidth["bytes"] >= out.bandwidth["messages"] * (82 + 2 * 128)
     with pytest.raises(InputError, match="needs --options.netvlad-weights"):
         run_airground(recording / "recording.mcap", rig, AirgroundOptions(global_descriptor="netvlad"))
+
+
+def test_superpoint_needs_its_checkpoint(recording: Path, tmp_path: Path) -> None:
+    rig = load_rig(recording / "rig.yaml")
+    bag = recording / "recording.mcap"
+    with pytest.raises(InputError, match="SuperPoint.*weights"):
+        run_airground(bag, rig, AirgroundOptions(features="superpoint"))
+    with pytest.raises(FileNotFoundError, match="sp.pth"):
+        run_airground(bag, rig, AirgroundOptions(features="superpoint", feature_weights=tmp_path / "sp.pth"))
+    with pytest.raises(InputError, match="rootsift is classical and takes no weights"):
+        run_airground(bag, rig, AirgroundOptions(features="rootsift", feature_weights=tmp_path / "sp.pth"))

@@ -71,7 +71,8 @@ def test_outputs_read_back_with_real_readers(demo_out: Path) -> None:
 
 
 def test_saved_config_reproduces_the_run(demo_out: Path, tmp_path: Path) -> None:
-    assert main(["demo", "ba", "--config", str(demo_out / "config.yaml"), "--out", str(tmp_path), "--rerun", "off"]) == 0
+    args = ["demo", "ba", "--config", str(demo_out / "config.yaml"), "--out", str(tmp_path), "--rerun", "off"]
+    assert main(args) == 0
     a = json.loads((demo_out / "metrics.json").read_text())["accuracy"]
     b = json.loads((tmp_path / "metrics.json").read_text())["accuracy"]
     for k in ("initial", "gtsam"):
