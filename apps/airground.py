@@ -73,7 +73,7 @@ def run(cfg: AirgroundConfig) -> int:
     from rich.console import Console
 
     from apps.viz import blueprint_for, parse_rerun_spec, recording
-    from apps.viz.log import log_points, log_trajectory, log_world
+    from apps.viz.log import log_camera, log_lines3d, log_points, log_trajectory, log_world, set_time
     from perception.datasets.rig import load_rig
 
     spec = parse_rerun_spec(cfg.rerun, cfg.out)
@@ -92,6 +92,20 @@ def run(cfg: AirgroundConfig) -> int:
         if result.stage2 is not None:
             uav = result.stage2.T_ugvworld_uavworld @ result.uav_T_uavworld_cam
             log_trajectory(rec, "world/uav/trajectory", None, uav, color=(80, 170, 230), static=True)
+            # each verified UAV keyframe at its time: its camera and its inlier 2D-3D matches onto UGV landmarks
+            T_uav = {int(s): T for s, T in zip(result.uav_keyframe_stamps, uav, strict=True)}
+            ugv_T = {int(s): T for s, T in zip(result.ugv_keyframe_stamps, result.stage1.T_world_cam, strict=True)}
+            for r, (qs, ms) in zip(result.loops, result.loop_stamps, strict=True):
+                if not r.accepted or qs not in T_uav:
+                    continue
+                set_time(rec, stamp_ns=qs)
+                T = T_uav[qs]
+                log_camera(rec, "world/uav/camera", T, rig.uav_camera, image_plane_distance=1.0)
+                ends = result.stage1.points[r.landmark_idx]
+                log_lines3d(rec, "world/uav/matches", np.repeat(T.t[None], len(ends), 0), ends,
+                            colors=(80, 170, 230), radius=0.01)  # fmt: skip
+                if ms in ugv_T:
+                    log_camera(rec, "world/ugv/matched_keyframe", ugv_T[ms], rig.ugv_camera, image_plane_distance=0.5)
     n_loops = sum(r.accepted for r in result.loops)
     bw = result.bandwidth
     print(f"UGV keyframes {len(result.ugv_keyframe_stamps)}, landmarks {int(ok.sum())}; UAV messages {bw['messages']} "

@@ -522,6 +522,26 @@ def log_points(
     rec.log(path, rr.Points3D(p, colors=c, radii=r, labels=lab, class_ids=ids), static=static)
 
 
+def log_lines3d(
+    rec: rr.RecordingStream,
+    path: str,
+    starts: Any,
+    ends: Any,
+    *,
+    colors: Any = None,
+    radius: float | None = None,
+    static: bool = False,
+) -> None:
+    """Log N 3D segments ``starts[i] -> ends[i]`` as ``LineStrips3D`` (e.g. a camera's 2D-3D matches)."""
+    a = _array(starts, "starts", (3,))
+    b = _array(ends, "ends", (3,), len(a))
+    c = _colors(colors, len(a))
+    r = _radii(radius, 1, "radius")
+    if not _active(rec):
+        return
+    rec.log(path, rr.LineStrips3D(np.stack([a, b], axis=1), colors=c, radii=r), static=static)
+
+
 def log_skeleton(
     rec: rr.RecordingStream,
     path: str,

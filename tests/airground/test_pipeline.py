@@ -80,6 +80,12 @@ def test_cli_writes_standard_outputs(recording: Path, tmp_path: Path) -> None:
     assert "status" in json.loads((tmp_path / "relative_pose.json").read_text())
     assert isinstance(json.loads((tmp_path / "ugv_revisits.json").read_text()), list)
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "run.rrd").is_file()
+    from rerun.chunk import RrdReader
+
+    paths = set(RrdReader(tmp_path / "run.rrd").store().schema().entity_paths())
+    assert {"/world/landmarks", "/world/ugv/trajectory"} <= paths
+    assert any(q["accepted"] for q in loops)  # RootSIFT closes loops on the tiny block too
+    assert {"/world/uav/trajectory", "/world/uav/camera", "/world/uav/matches"} <= paths  # both robots, matches
     assert main(["airground", "--bag", str(tmp_path / "nope.mcap"), "--rig", str(recording / "rig.yaml"),
                  "--out", str(tmp_path / "x")]) == 2  # fmt: skip
 
