@@ -54,6 +54,11 @@ COMMANDS: tuple[Command, ...] = (
         "Evaluate an air-ground run against ground truth (relative pose, ATE, loops, bandwidth) as JSON.",
     ),
     Command(
+        "launch",
+        "apps.launch_cmd:LaunchConfig:run",
+        "Run a ROS 2 YAML launch file's nodes (zenoh transport, one process each); --print lists them.",
+    ),
+    Command(
         "sim airground",
         "apps.sim:SimAirgroundConfig:run_airground",
         "Simulate a UGV + UAV recording around an urban block (ROS 2 MCAP, rig, ground truth).",

@@ -107,3 +107,21 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_yaml(path: str | os.PathLike, missing: str, label: str | None = None) -> Any:
+    """Parse a YAML file; ``FileNotFoundError(missing)`` when it is absent, and a one-line ``InputError`` naming
+    ``label`` (default: the path) and the line when it is not valid YAML."""
+    import yaml
+
+    from perception.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(missing)
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{label or path}: not valid YAML{at}") from None

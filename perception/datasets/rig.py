@@ -40,7 +40,7 @@ import yaml
 
 from perception.camera import MODELS, CameraModel
 from perception.errors import InputError
-from perception.fileio import atomic_write_text
+from perception.fileio import atomic_write_text, read_yaml
 from perception.geometry import SE3
 
 log = logging.getLogger(__name__)
@@ -157,14 +157,7 @@ def _topics(d: Any, path: Path) -> dict[str, str]:
 def load_rig(path: str | os.PathLike) -> Rig:
     """Read and validate a rig file (see the module docstring); raises InputError naming the file and key."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"rig file {path} does not exist (sparsepipe sim airground writes an example)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        where = getattr(e, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        raise InputError(f"{_name(path)}: not valid YAML{at}") from None
+    data = read_yaml(path, f"rig file {path} does not exist (sparsepipe sim airground writes an example)", _name(path))
     if not isinstance(data, dict):
         raise InputError(f"{_name(path)}: expected a mapping with ugv, uav and (optionally) topics sections")
     _unknown(data, "<top level>", ("ugv", "uav", "topics"), path)

@@ -27,6 +27,7 @@ from perception.datasets.ros.messages import (
     ImuMsg,
     OdometryMsg,
     PointCloudMsg,
+    PoseCovMsg,
     PoseMsg,
 )
 
@@ -39,6 +40,7 @@ __all__ = [
     "ImuMsg",
     "OdometryMsg",
     "PointCloudMsg",
+    "PoseCovMsg",
     "PoseMsg",
     "bag_topics",
     "camera_from_ros",

@@ -22,7 +22,15 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from perception.camera import CameraModel, FisheyeCamera, OpenCVCamera, PinholeCamera, SimpleRadialCamera, camera_from_K
-from perception.datasets.ros.messages import CameraInfoMsg, ImageMsg, ImuMsg, OdometryMsg, PointCloudMsg, PoseMsg
+from perception.datasets.ros.messages import (
+    CameraInfoMsg,
+    ImageMsg,
+    ImuMsg,
+    OdometryMsg,
+    PointCloudMsg,
+    PoseCovMsg,
+    PoseMsg,
+)
 from perception.errors import InputError
 from perception.geometry import SE3
 
@@ -61,6 +69,7 @@ IMU = "sensor_msgs/msg/Imu"
 POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
 ODOMETRY = "nav_msgs/msg/Odometry"
 POSE_STAMPED = "geometry_msgs/msg/PoseStamped"
+POSE_COV_STAMPED = "geometry_msgs/msg/PoseWithCovarianceStamped"
 
 NS_PER_S = 1_000_000_000
 _MAX_STAMP_NS = 2**31 * NS_PER_S  # ROS 2 Time.sec is int32 (ROS 1: uint32)
@@ -762,6 +771,18 @@ def encode_pose(ts: Any, T: Any, *, stamp_ns: int, frame_id: str = "") -> Any:
     return _new(ts, POSE_STAMPED, header=_header(ts, stamp_ns, frame_id), pose=_pose_to_ros(ts, T, "write_pose: T"))
 
 
+def decode_pose_cov(msg: Any, topic: str) -> PoseCovMsg:
+    stamp, frame = _head(msg)
+    T = _pose_from_ros(msg.pose.pose, topic, "PoseWithCovarianceStamped")
+    return PoseCovMsg(stamp, frame, T, _cov_from_ros(msg.pose.covariance, 6, swap=True))
+
+
+def encode_pose_cov(ts: Any, T: Any, covariance: Any = None, *, stamp_ns: int, frame_id: str = "") -> Any:
+    pose = _new(ts, "geometry_msgs/msg/PoseWithCovariance", pose=_pose_to_ros(ts, T, "pose: T"),
+                covariance=_cov(covariance, 6, "covariance", swap=True))  # fmt: skip
+    return _new(ts, POSE_COV_STAMPED, header=_header(ts, stamp_ns, frame_id), pose=pose)
+
+
 # --------------------------------------------------------------------------------------------------- dispatch
 DECODERS: dict[str, Callable[[Any, str], Any]] = {
     IMAGE: decode_image,
@@ -771,6 +792,7 @@ DECODERS: dict[str, Callable[[Any, str], Any]] = {
     POINTCLOUD2: decode_pointcloud,
     ODOMETRY: decode_odometry,
     POSE_STAMPED: decode_pose,
+    POSE_COV_STAMPED: decode_pose_cov,
 }
 
 
@@ -832,6 +854,9 @@ def to_ros(ts: Any, msgtype: str, obj: Any, t_ns: int, topic: str) -> Any:
             )  # fmt: skip
         if isinstance(obj, (SE3, np.ndarray)):
             return encode_odometry(ts, obj, stamp_ns=stamp)
+    elif msgtype == POSE_COV_STAMPED:
+        if isinstance(obj, PoseCovMsg):
+            return encode_pose_cov(ts, obj.T, obj.covariance, stamp_ns=stamp, frame_id=frame)
     elif msgtype == POSE_STAMPED:
         if isinstance(obj, PoseMsg):
             return encode_pose(ts, obj.T, stamp_ns=stamp, frame_id=frame)
@@ -856,6 +881,7 @@ def default_msgtype(obj: Any) -> str | None:
         (PointCloudMsg, POINTCLOUD2),
         (OdometryMsg, ODOMETRY),
         (PoseMsg, POSE_STAMPED),
+        (PoseCovMsg, POSE_COV_STAMPED),
         (SE3, POSE_STAMPED),
     ):
         if isinstance(obj, cls):

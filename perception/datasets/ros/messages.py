@@ -146,7 +146,18 @@ class PoseMsg:
     T: SE3
 
 
-RosMsg = ImageMsg | CameraInfoMsg | ImuMsg | PointCloudMsg | OdometryMsg | PoseMsg
+@dataclass
+class PoseCovMsg:
+    """``geometry_msgs/PoseWithCovarianceStamped``: ``T`` in ``frame_id`` with a 6x6 ``covariance`` in the project's
+    (omega, v) tangent order (ROS stores (v, omega); converted on the way in and out)."""
+
+    stamp_ns: int
+    frame_id: str
+    T: SE3
+    covariance: np.ndarray = field(default_factory=_zero66)
+
+
+RosMsg = ImageMsg | CameraInfoMsg | ImuMsg | PointCloudMsg | OdometryMsg | PoseMsg | PoseCovMsg
 
 
 @dataclass
