@@ -24,19 +24,23 @@ import numpy as np
 from perception.datasets.rig import Rig
 from perception.datasets.ros import BagReader
 from perception.errors import InputError
-from perception.features import Features, make_extractor, match_mutual_nn, verify_matches
-from perception.features.vlad import VladVocabulary
 from perception.geometry import SE3
-from slam.airground.bandwidth import BandwidthMeter, RateController
 from slam.airground.interpolate import images_covered, interpolate_camera_poses
 from slam.airground.keyframes import KeyframePolicy, select_keyframes
-from slam.airground.landmarks import build_landmark_map, build_tracks
-from slam.airground.message import KeyframeMessage, decode, encode, message_size
+from slam.airground.message import decode
+from slam.airground.online import (
+    UavSender,
+    UgvMapBuilder,
+    make_features,
+    make_netvlad,
+    solve_relative_pose,
+    verified_keyframe,
+)
 from slam.airground.recording import check_topics, image_stamps, iter_images, read_odometry
-from slam.airground.revisits import Revisit, RevisitOptions, find_revisits
-from slam.airground.stage1 import Stage1Options, Stage1Problem, Stage1Result, run_stage1
-from slam.airground.stage2 import Stage2Options, Stage2Result, UavKeyframeMatches, estimate_relative_pose
-from slam.loop import LoopDetector, LoopOptions, LoopResult, Place, PlaceIndex
+from slam.airground.revisits import Revisit, RevisitOptions
+from slam.airground.stage1 import Stage1Options, Stage1Result
+from slam.airground.stage2 import Stage2Options, Stage2Result, UavKeyframeMatches
+from slam.loop import LoopOptions, LoopResult
 
 log = logging.getLogger(__name__)
 
@@ -109,17 +113,8 @@ def run_airground(
     say = progress or (lambda s: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    extractor = make_extractor(opts.features, opts.max_keypoints, weights=opts.feature_weights)
-    netvlad = None
-    if opts.global_descriptor == "netvlad":
-        if opts.netvlad_weights is None:
-            raise InputError("global_descriptor 'netvlad' needs --options.netvlad-weights PATH (a local checkpoint)")
-        from perception.features.netvlad import NetVLADDescriptor
-
-        netvlad = NetVLADDescriptor(opts.netvlad_weights, max_side=opts.netvlad_max_side, out_dim=opts.netvlad_dim,
-                                    projection_seed=opts.stage2.seed)  # fmt: skip
-    elif opts.global_descriptor != "vlad":
-        raise InputError(f"global_descriptor must be 'vlad' or 'netvlad', got {opts.global_descriptor!r}")
+    extractor = make_features(opts)
+    netvlad = make_netvlad(opts)
     tp = rig.topics
     with BagReader(bag_path) as bag:
         check_topics(
@@ -142,62 +137,21 @@ def run_airground(
             T_cam = interpolate_camera_poses(lio, stamps, rig.T_imu_cam, rig.time_offset_ns, int(opts.max_gap_ms * 1e6))
         kf_idx = select_keyframes(stamps, T_cam, opts.ugv_keyframes)
         kf_stamps = stamps[kf_idx]
-        wanted = set(int(s) for s in kf_stamps)
+        T_imu_kf = lio.T_world_body_at(kf_stamps + rig.time_offset_ns, max_gap_ns=int(opts.max_gap_ms * 1e6))
+        pose_of = {int(s): T_imu_kf[k] for k, s in enumerate(kf_stamps)}
         say(f"UGV: features on {len(kf_idx)} keyframes")
-        feats: dict[int, Features] = {}
-        ugv_global: dict[int, np.ndarray] = {}
+        builder = UgvMapBuilder(rig.ugv_camera, rig.T_imu_cam, opts)
         for s, img in iter_images(bag, tp["ugv_image"]):
-            if s in wanted:
-                feats[s] = extractor(img)
-                if netvlad is not None:
-                    ugv_global[s] = netvlad(img)
-        ugv_feats = [feats[int(s)] for s in kf_stamps]
-        if sum(len(f) for f in ugv_feats) == 0:
+            if s in pose_of:
+                builder.add_keyframe(s, pose_of[s], extractor(img), None if netvlad is None else netvlad(img))
+        if sum(len(f) for f in builder.features) == 0:
             raise InputError(f"{bag_path}: no features found on any UGV keyframe (blank or corrupt images?)")
         timings["ugv_features"] = time.perf_counter() - t0
 
-        say("UGV: matching and tracks")
-        cam = rig.ugv_camera
-        pairs = {}
-        for i in range(len(ugv_feats)):
-            for j in range(i + 1, min(len(ugv_feats), i + 1 + opts.match_window)):
-                m = match_mutual_nn(ugv_feats[i].descriptors, ugv_feats[j].descriptors, opts.match_ratio)
-                v = verify_matches(
-                    ugv_feats[i].keypoints, ugv_feats[j].keypoints, m, cam, cam, threshold_px=opts.verify_threshold_px
-                )
-                pairs[(i, j)] = v
-        if netvlad is None:
-            vocab = VladVocabulary.fit(
-                [f.descriptors for f in ugv_feats], k=opts.vocabulary_size, seed=opts.stage2.seed
-            )
-            describe = vocab.encode  # the UGV describes received keyframes from their local descriptors
-            ugv_global_desc = np.stack([vocab.encode(f.descriptors) for f in ugv_feats])
-        else:
-            ugv_global_desc = np.stack([ugv_global[int(s)] for s in kf_stamps])
-        revisit_pairs, revisits = find_revisits(ugv_feats, ugv_global_desc, T_cam[kf_idx], cam, opts.revisits)
-        pairs.update(revisit_pairs)
-        tracks = build_tracks([f.keypoints for f in ugv_feats], pairs)
-        obs = tracks.observations
+        say("UGV: matching, tracks and stage-1 bundle adjustment")
         t1 = time.perf_counter()
-        say("UGV: stage-1 bundle adjustment")
-        T_imu_kf = lio.T_world_body_at(kf_stamps + rig.time_offset_ns, max_gap_ns=int(opts.max_gap_ms * 1e6))
-        s1 = run_stage1(Stage1Problem(T_imu_kf, rig.T_imu_cam, cam, obs), opts.stage1)
+        ugv_map = builder.build()
         timings["stage1"] = time.perf_counter() - t1
-
-        say("UGV: place index")
-        # each keyframe feature -> the stage-1 landmark (track) it observes, -1 where none
-        landmark_of = [np.full(len(f), -1, np.int64) for f in ugv_feats]
-        good = s1.point_ok[obs.point_index]
-        for k, fi, j in zip(obs.image_index[good], tracks.feature_index[good], obs.point_index[good], strict=True):
-            landmark_of[k][fi] = j
-        lmap = build_landmark_map(s1.points, s1.point_ok, tracks, [f.descriptors for f in ugv_feats])
-        lm_desc = np.zeros((len(s1.points), ugv_feats[0].descriptors.shape[1]), np.float32)
-        lm_desc[lmap.track_ids] = lmap.descriptors
-        index = PlaceIndex(ugv_global_desc.shape[1])
-        detector = LoopDetector(index, s1.points, opts.loop, landmark_descriptors=lm_desc)
-        for k, f in enumerate(ugv_feats):
-            place = Place(f.keypoints, f.descriptors, landmark_of[k], f.image_size)
-            detector.add(k, ugv_global_desc[k], place)
 
         say("UAV: keyframes, features, messages")
         uav_odom = read_odometry(bag, tp["uav_odometry"])
@@ -207,8 +161,7 @@ def run_airground(
             T_uav_cam = uav_odom.T_world_body_at(ustamps, rig.T_body_cam_uav, max_gap_ns=int(opts.max_gap_ms * 1e6) * 4)
         ukf = select_keyframes(ustamps, T_uav_cam, opts.uav_keyframes)
         uwanted = {int(ustamps[i]): i for i in ukf}
-        ctrl = RateController(opts.budget_bits_per_s, max_keypoints=opts.max_keypoints)
-        meter = BandwidthMeter()
+        sender = UavSender(opts, extractor, netvlad)
         loops: list[LoopResult] = []
         loop_stamps: list[tuple[int, int | None]] = []
         verified: list[UavKeyframeMatches] = []
@@ -216,49 +169,35 @@ def run_airground(
         for s, img in iter_images(bag, tp["uav_image"]):
             if s not in uwanted:
                 continue
-            f = extractor(img)
-            g = None if netvlad is None else netvlad(img)  # computed on the UAV, sent with the keyframe
-            gdim = 0 if g is None else len(g)
-            size = lambda k, d=f.descriptors.shape[1], gd=gdim: message_size(k, d, gd, opts.descriptors)  # noqa: E731
-            n = ctrl.allow(s, size, len(f))
-            if n == 0:
+            data = sender.offer(uwanted[s], s, img, T_uav_cam[uwanted[s]])
+            if data is None:
                 continue
-            data = encode(
-                KeyframeMessage(1, uwanted[s], s, T_uav_cam[uwanted[s]], f.keypoints[:n], f.descriptors[:n], g),
-                opts.descriptors,
-            )
-            ctrl.spend(s, len(data))
-            meter.record(s, len(data))
             msg = decode(data)  # what the UGV receives
-            gq = describe(msg.descriptors) if netvlad is None else msg.global_descriptor
-            r = detector.query(msg.keyframe_id, gq, msg.keypoints, msg.descriptors,
-                               rig.uav_camera, T_odom_cam=msg.T_world_cam)  # fmt: skip
+            r = ugv_map.localize(msg, rig.uav_camera)
             loops.append(r)
-            loop_stamps.append((int(s), None if r.match_id is None else int(kf_stamps[r.match_id])))
+            loop_stamps.append((int(s), ugv_map.match_stamp(r)))
             if r.accepted:
-                verified.append(
-                    UavKeyframeMatches(msg.keyframe_id, msg.T_world_cam, rig.uav_camera, r.uv, r.landmark_idx)
-                )
+                verified.append(verified_keyframe(msg, r, rig.uav_camera))
         timings["uav_and_loops"] = time.perf_counter() - t2
     duration = (ustamps[-1] - ustamps[0]) / 1e9 if len(ustamps) > 1 else 1.0
     s2 = None
     if verified:
         say(f"stage 2 over {len(verified)} verified UAV keyframes")
         t3 = time.perf_counter()
-        s2 = estimate_relative_pose(verified, np.nan_to_num(s1.points), opts.stage2)
+        s2 = solve_relative_pose(verified, ugv_map, opts)
         timings["stage2"] = time.perf_counter() - t3
     else:
         log.warning("no UAV keyframe was verified against the UGV map: no relative pose")
     timings["total"] = time.perf_counter() - t0
     return AirgroundOutput(
         kf_stamps,
-        s1,
+        ugv_map.stage1,
         ustamps[ukf],
         T_uav_cam[ukf],
         loops,
-        revisits,
+        ugv_map.revisits,
         loop_stamps,
-        meter.summary(duration_s=max(duration, 1.0)),
+        sender.meter.summary(duration_s=max(duration, 1.0)),
         s2,
         timings,
     )

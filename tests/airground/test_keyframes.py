@@ -59,3 +59,16 @@ def test_errors() -> None:
     with pytest.raises(InputError, match="time order"):
         select_keyframes(np.array([0, 2, 1, 3, 4]), still)
     assert len(select_keyframes(np.zeros(0, np.int64), SE3(np.zeros((0, 3, 3)), np.zeros((0, 3))))) == 0
+
+
+def test_incremental_keyframer_agrees_with_batch_selection(rng) -> None:
+    from perception.geometry import so3_exp
+    from slam.airground.online import Keyframer
+
+    n = 200
+    stamps = np.cumsum(rng.integers(20_000_000, 120_000_000, n)).astype(np.int64)
+    T = SE3(so3_exp(np.cumsum(rng.normal(0, 0.03, (n, 3)), axis=0)), np.cumsum(rng.normal(0, 0.1, (n, 3)), axis=0))
+    pol = KeyframePolicy(0.5, 10.0, 2.0, 0.1)
+    k = Keyframer(pol)
+    inc = [i for i in range(n) if k.accept(int(stamps[i]), T[i])]
+    assert inc == select_keyframes(stamps, T, pol).tolist() and 5 < len(inc) < n
