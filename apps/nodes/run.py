@@ -22,6 +22,9 @@ from perception.errors import InputError
 NODES: dict[str, str] = {
     "bag_player": "apps.nodes.bag_io:BagPlayer",
     "recorder": "apps.nodes.bag_io:Recorder",
+    "uav_frontend": "apps.nodes.airground:UavFrontend",
+    "ugv_frontend": "apps.nodes.airground:UgvFrontend",
+    "relative_localizer": "apps.nodes.airground:RelativeLocalizer",
 }
 
 
