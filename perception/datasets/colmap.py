@@ -171,7 +171,8 @@ def read_colmap_model(path: str | os.PathLike) -> ColmapModel:
 
 
 # ----------------------------------------------------------------------------------------------- writing
-def _to_reconstruction(model: ColmapModel):  # -> pycolmap.Reconstruction
+def model_to_reconstruction(model: ColmapModel):  # -> pycolmap.Reconstruction
+    """A pycolmap.Reconstruction of a model (keypoints shifted to COLMAP's pixel-corner convention)."""
     import pycolmap
 
     rec = pycolmap.Reconstruction()
@@ -218,7 +219,7 @@ def write_colmap_model(path: str | os.PathLike, model: ColmapModel, text: bool =
 
     Every image must have a pose; each camera gets a trivial single-camera rig.
     """
-    rec = _to_reconstruction(model)
+    rec = model_to_reconstruction(model)
     path = Path(path)
     with atomic_dir(path) as tmp:
         (rec.write_text if text else rec.write_binary)(str(tmp))
