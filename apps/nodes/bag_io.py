@@ -1,8 +1,11 @@
 """Nodes that bridge recordings and live topics: ``bag_player`` and ``recorder``.
 
 ``bag_player`` parameters: ``bag`` (ROS 1 .bag, ROS 2 .db3 / .mcap), ``rate`` (playback speed, 1.0 = real time),
-``loop`` (start again at the end), ``topics`` (comma-separated, default all), ``start_delay`` (seconds to wait
-for subscribers first). Each message goes out on its recorded topic name (remaps apply), CDR-serialised.
+``loop`` (start again at the end), ``topics`` (comma-separated, default all), ``wait_for`` (comma-separated topics
+that must have a subscriber before playing starts -- default: the played topics; add downstream topics such as
+``/uav/keyframes`` so a slow-starting consumer misses nothing), ``wait_timeout`` (seconds; then it plays anyway,
+with a warning) and ``start_delay`` (extra seconds after that). Each message goes out on its recorded topic name
+(remaps apply), CDR-serialised.
 
 ``recorder`` parameters: ``out`` (the ROS 2 bag to write, ``.mcap`` or ``.db3``) and ``topics``: comma-separated
 ``topic:msgtype`` pairs (``/uav/pose:geometry_msgs/msg/PoseWithCovarianceStamped``). Messages are written with
@@ -30,7 +33,8 @@ class BagPlayer(Node):
         if not self.rate > 0:
             raise InputError(f"{spec.fqn}: rate must be > 0, got {self.rate}")
         self.loop = self.param("loop", False, bool)
-        self.start_delay = self.param("start_delay", 0.5, float)
+        self.start_delay = self.param("start_delay", 0.0, float)
+        self.wait_timeout = self.param("wait_timeout", 60.0, float)
         self.reader = BagReader(Path(bag)).open()
         wanted = [t for t in str(self.param("topics", "", str)).split(",") if t]
         topics = self.reader.topics
@@ -39,7 +43,25 @@ class BagPlayer(Node):
             raise InputError(f"{bag}: no topic(s) {', '.join(missing)}; it has {', '.join(sorted(topics))}")
         self.topics = wanted or sorted(topics)
         self.pubs = {t: self.create_publisher(t, topics[t]) for t in self.topics}
+        wait = [t for t in str(self.param("wait_for", "", str)).split(",") if t] or self.topics
+        self.waits = {self.resolve(t): self.session.declare_publisher(self.resolve(t).strip("/")) for t in wait}
         self.played = 0
+
+    def _wait_for_subscribers(self) -> None:
+        t0 = time.monotonic()
+        while not self.stopped:
+            missing = [t for t, p in self.waits.items() if not p.matching_status.matching]
+            if not missing:
+                self.logger.info(
+                    "subscribers present on %d topic(s) after %.1f s", len(self.waits), time.monotonic() - t0
+                )
+                return
+            if time.monotonic() - t0 > self.wait_timeout:
+                self.logger.warning(
+                    "no subscriber on %s after %.0f s: playing anyway", ", ".join(missing), self.wait_timeout
+                )
+                return
+            self._stop.wait(0.1)
 
     def spin(self) -> None:
         import signal
@@ -49,6 +71,7 @@ class BagPlayer(Node):
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, lambda *_: self.shutdown())
         try:
+            self._wait_for_subscribers()
             self._stop.wait(self.start_delay)
             while not self.stopped:
                 self._play_once()

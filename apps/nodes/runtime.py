@@ -108,7 +108,10 @@ class Codec:
 class Publisher:
     def __init__(self, node: Node, topic: str, msgtype: str) -> None:
         self.topic, self.codec = topic, Codec(msgtype, topic)
-        self._pub = node.session.declare_publisher(topic_key(topic))
+        import zenoh
+
+        # reliable delivery: block rather than drop when the link is congested (ROS's "reliable" QoS)
+        self._pub = node.session.declare_publisher(topic_key(topic), congestion_control=zenoh.CongestionControl.BLOCK)
         self.messages = 0
         self.bytes = 0
 

@@ -68,12 +68,12 @@ def _check_pose(sim: Path, msg, t_tol: float, r_tol: float) -> None:
 
 
 def test_airground_launch_at_5x_real_time(tiny_sim: Path, tmp_path: Path) -> None:
-    """The published relative pose meets 0.25 m / 2 deg on the tiny block (320x240 images, a third of a lap; the
-    slow test holds the full scenario to 0.15 m / 1 deg); the UAV-to-UGV bytes stay under 0.3 Mbit/s."""
+    """The published relative pose meets the issue's 0.15 m / 1 deg (here on the tiny block: 320x240 images, a
+    third of a lap); the UAV-to-UGV bytes stay under 0.3 Mbit/s."""
     text, uav, poses, _, hung = _run(tiny_sim, tmp_path, 5.0, kill_localizer=False, timeout_s=150)
     assert not hung
     assert poses, text[-3000:]
-    _check_pose(tiny_sim, poses[-1][1], 0.25, 2.0)
+    _check_pose(tiny_sim, poses[-1][1], 0.15, 1.0)
     # bytes actually published on the UAV-to-UGV topic, per 1 s window of the stream's own (sensor) time
     stamps = np.array([s for s, _ in uav], np.int64)
     sizes = np.array([b for _, b in uav])
@@ -81,6 +81,7 @@ def test_airground_launch_at_5x_real_time(tiny_sim: Path, tmp_path: Path) -> Non
     worst = max(sizes[(stamps >= s) & (stamps < s + 1_000_000_000)].sum() for s in stamps) * 8
     assert worst <= 300_000
     assert (tmp_path / "localizer.mcap").is_file()  # the recorder's bag, closed on shutdown
+    assert (tmp_path / "live.rrd").is_file()  # rerun_viz saved its recording on shutdown
     from perception.datasets.ros import BagReader
 
     with BagReader(tmp_path / "localizer.mcap") as bag:
@@ -92,7 +93,7 @@ def test_localizer_killed_mid_run_is_respawned_and_publishes_again(tiny_sim: Pat
     assert not hung
     assert "[/ugv/localizer] exited with -9; respawning" in text and "respawn #1" in text, text[-3000:]
     assert "resumed from" in text
-    after = [m for t, m in poses if t > killed_at]
+    after = [m for t, m in poses if t > killed_at]  # (UAV keyframes sent while it was down are lost: 0.25 m)
     assert after, text[-3000:]
     _check_pose(tiny_sim, after[-1], 0.25, 2.0)
     assert text.count("[/uav/frontend] started") == 1 and text.count("[/ugv/frontend] started") == 1

@@ -118,3 +118,32 @@ def test_timers_fire_at_their_period(hub) -> None:
     with pytest.raises(InputError, match="period must be > 0"):
         n.create_timer(0.0, lambda: None)
     n.close()
+
+
+def test_rerun_viz_node_logs_what_it_receives(hub, tmp_path) -> None:
+    from rerun.chunk import RrdReader
+
+    from apps.nodes.viz import RerunViz
+    from perception.datasets.ros.messages import PoseCovMsg
+
+    rrd = tmp_path / "live.rrd"
+    topics = ("/odom3:nav_msgs/msg/Odometry,/pose3:geometry_msgs/msg/PoseWithCovarianceStamped,"
+              "/img3:sensor_msgs/msg/Image")
+    viz = RerunViz(NodeSpec("sparsepipe", "rerun_viz", "viz", params={"rerun": f"save:{rrd}", "topics": topics}),
+                   open_session([hub]))  # fmt: skip
+    a = _node(hub, "pub3")
+    po = a.create_publisher("/odom3", "nav_msgs/msg/Odometry")
+    pp = a.create_publisher("/pose3", "geometry_msgs/msg/PoseWithCovarianceStamped")
+    pi = a.create_publisher("/img3", "sensor_msgs/msg/Image")
+    time.sleep(0.5)
+    for k in range(3):
+        po.publish(OdometryMsg(k, "odom", "imu", SE3(np.eye(3), np.array([k, 0.0, 0.0]))))
+    pp.publish(PoseCovMsg(5, "ugv_odom", SE3.identity(), np.eye(6)))
+    pi.publish(ImageMsg(6, "cam", np.zeros((8, 8, 3), np.uint8)))
+    _spin_until([viz], lambda: viz.count == 5)
+    assert viz.count == 5
+    viz.close(), a.close()
+    paths = set(RrdReader(rrd).store().schema().entity_paths())
+    assert {"/world/odom3", "/world/tracks/odom3", "/world/pose3", "/images/img3"} <= paths
+    with pytest.raises(InputError, match="topic:msgtype pairs"):
+        RerunViz(NodeSpec("sparsepipe", "rerun_viz", "v2", params={"topics": "/x"}), open_session([hub]))
