@@ -12,11 +12,13 @@ PoseWithCovarianceStamped, frame ``ugv_odom``) out for the localizer.
 - ``ugv_frontend``: UGV camera poses interpolated from the LIO (extrinsic and time offset), keyframes, features,
   keyframe messages with fp16 descriptors (a local topic, no budget).
 - ``relative_localizer``: rebuilds the UGV map (tracks, revisits, stage 1) every ``rebuild_every`` new UGV
-  keyframes or once they have waited ``idle_s``; verifies every received UAV keyframe against it (incremental loop
-  closure) and runs stage 2 over the verified ones, publishing the relative transform and the UAV's latest pose in
-  the UGV frame. With ``state`` set it checkpoints what it received (atomically) and resumes from it when
-  respawned (saved at most once a second; messages sent while it is down are lost, as on a real link). A malformed
-  keyframe message is dropped with one warning.
+  keyframes or once they have waited ``idle_s``, over the last ``window`` keyframes (0: all; the window's LIO poses
+  are moved rigidly so its first keyframe stays where the previous map put it; UAV views of places that left the
+  window no longer verify, so keep it longer than the UAV trails the UGV); verifies every received UAV keyframe
+  against it (incremental loop closure) and runs stage 2 over the verified ones, publishing the relative transform
+  and the UAV's latest pose in the UGV frame. With ``state`` set it checkpoints what it received (atomically) and
+  resumes from it when respawned (saved at most once a second; messages sent while it is down are lost, as on a
+  real link). A malformed keyframe message is dropped with one warning.
 """
 
 from __future__ import annotations
@@ -173,6 +175,9 @@ class RelativeLocalizer(Node):
         self.rig = _rig(self)
         self.opts = _options(self)
         self.rebuild_every = self.param("rebuild_every", 10, int)
+        self.window = self.param("window", 0, int)
+        if self.window < 0 or 0 < self.window < 3:
+            raise InputError(f"{spec.fqn}: window must be 0 (all keyframes) or >= 3, got {self.window}")
         self.idle_s = self.param("idle_s", 2.0, float)
         self.state_path = self.param("state", "", str)
         self.ugv_msgs: list[bytes] = []
@@ -265,11 +270,17 @@ class RelativeLocalizer(Node):
         cam = self.rig.ugv_camera
         builder = UgvMapBuilder(cam, self.rig.T_imu_cam, self.opts)
         T_cam_imu = self.rig.T_imu_cam.inverse()
-        for data in self.ugv_msgs:
-            m = decode(data)
+        msgs = [decode(d) for d in self.ugv_msgs[-self.window:]] if self.window else [decode(d) for d in self.ugv_msgs]
+        # sliding window: the LIO poses of the window are moved rigidly so that its first keyframe sits where the
+        # previous map optimised it (the window's gauge), keeping successive maps consistent at a bounded cost
+        T_fix = SE3.identity()
+        if self.map is not None and self.window and msgs[0].stamp_ns in set(self.map.stamps_ns.tolist()):
+            k = int(np.flatnonzero(self.map.stamps_ns == msgs[0].stamp_ns)[0])
+            T_fix = self.map.stage1.T_world_imu[k] @ (msgs[0].T_world_cam @ T_cam_imu).inverse()
+        for m in msgs:
             f = Features(m.keypoints.astype(np.float32), np.ones(len(m.keypoints), np.float32), m.descriptors,
                          (cam.width, cam.height), "received")  # fmt: skip
-            builder.add_keyframe(m.stamp_ns, m.T_world_cam @ T_cam_imu, f, m.global_descriptor)
+            builder.add_keyframe(m.stamp_ns, T_fix @ m.T_world_cam @ T_cam_imu, f, m.global_descriptor)
         try:
             t0 = time.perf_counter()
             self.map = builder.build()

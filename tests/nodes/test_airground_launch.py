@@ -23,9 +23,10 @@ from slam.airground.message import decode
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run(sim: Path, out: Path, rate: float, kill_localizer: bool, timeout_s: float):
+def _run(sim: Path, out: Path, rate: float, kill_localizer: bool, timeout_s: float, window: int = 40):
     ep = free_tcp_endpoint()
-    nodes = load_launch(ROOT / "launch" / "airground.yaml", {"sim": str(sim), "rate": str(rate), "out": str(out)})
+    nodes = load_launch(ROOT / "launch" / "airground.yaml",
+                        {"sim": str(sim), "rate": str(rate), "out": str(out), "window": str(window)})  # fmt: skip
     log = io.StringIO()
     sup = Supervisor(nodes, listen=[ep], out=log, grace_s=3.0)
     th = threading.Thread(target=sup.run, kwargs={"install_signal_handlers": False}, daemon=True)
