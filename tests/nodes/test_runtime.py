@@ -147,3 +147,22 @@ def test_rerun_viz_node_logs_what_it_receives(hub, tmp_path) -> None:
     assert {"/world/odom3", "/world/tracks/odom3", "/world/pose3", "/images/img3"} <= paths
     with pytest.raises(InputError, match="topic:msgtype pairs"):
         RerunViz(NodeSpec("sparsepipe", "rerun_viz", "v2", params={"topics": "/x"}), open_session([hub]))
+
+
+def test_two_hubs_join_like_two_machines() -> None:
+    """The UAV's launch listens, the UGV's connects to it (as with --listen / --connect): a node under one hub
+    reaches a node under the other."""
+    ep_uav, ep_ugv = free_tcp_endpoint(), free_tcp_endpoint()
+    hub_uav = open_session(listen=[ep_uav])
+    hub_ugv = open_session(connect=[ep_uav], listen=[ep_ugv])
+    a, b = _node(ep_uav, "uav_side"), _node(ep_ugv, "ugv_side")
+    got = []
+    b.create_subscription("/uav/keyframes", RAW, got.append)
+    pub = a.create_publisher("/uav/keyframes", RAW)
+    time.sleep(1.0)
+    for k in range(3):
+        pub.publish(bytes([k]) * 1000)
+    _spin_until([b], lambda: len(got) == 3)
+    assert got == [bytes([k]) * 1000 for k in range(3)]
+    a.close(), b.close()
+    hub_ugv.close(), hub_uav.close()
