@@ -115,3 +115,47 @@ def test_malformed_keyframe_messages_are_dropped_with_one_warning(tiny_sim: Path
     assert len([r for r in caplog.records if "malformed UAV keyframe" in r.getMessage()]) == 1
     node.close()
     hub.close()
+
+
+def test_sliding_window_maps_stay_anchored_to_the_previous_one(tmp_path: Path) -> None:
+    """relative_localizer with window=12 on a synthetic drive (landmarks with unique descriptors): each rebuild
+    optimises only the last 12 keyframes, its first keyframe stays where the previous map put it, and the windowed
+    maps keep the rotation drift of the LIO removed as the full map does."""
+    from apps.nodes.airground import RelativeLocalizer
+    from perception.datasets.rig import Rig, save_rig
+    from slam.airground.message import KeyframeMessage, encode
+    from slam.airground.synthetic import make_stage1_problem
+
+    rng = np.random.default_rng(3)
+    sc = make_stage1_problem(rng, duration=16.0, n_landmarks=1200)
+    desc = rng.normal(size=(len(sc.points), 64))
+    desc /= np.linalg.norm(desc, axis=1, keepdims=True)
+    rig_path = tmp_path / "rig.yaml"
+    save_rig(rig_path, Rig(sc.camera, sc.T_imu_cam, 0, sc.camera))
+    ep = free_tcp_endpoint()
+    hub = open_session(listen=[ep])
+    node = RelativeLocalizer(NodeSpec("sparsepipe", "relative_localizer", "loc", "/ugv", params={
+        "rig": str(rig_path), "window": 12, "rebuild_every": 1000}), open_session([ep]))  # fmt: skip
+    obs = sc.observations
+    T_cam_lio = sc.T_world_imu_lio @ sc.T_imu_cam
+    errs = []
+    for k in range(len(T_cam_lio)):
+        sel = obs.image_index == k
+        d = desc[obs.point_index[sel]] + 0.05 * rng.normal(size=(int(sel.sum()), 64))
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        uv = np.clip(obs.uv[sel], 0.0, [639.0, 479.0])
+        node.on_ugv(encode(KeyframeMessage(0, k, 1_000_000_000 * (k + 1), T_cam_lio[k], uv, d), "fp16"))
+        if k >= 11 and k % 6 == 5:
+            prev = node.map
+            node.rebuild()
+            assert len(node.map.stamps_ns) == 12
+            if prev is not None and node.map.stamps_ns[0] in prev.stamps_ns:
+                j = int(np.flatnonzero(prev.stamps_ns == node.map.stamps_ns[0])[0])
+                assert np.linalg.norm(node.map.stage1.T_world_imu[0].t - prev.stage1.T_world_imu[j].t) < 1e-3
+            first = k - 11
+            est = node.map.stage1.T_world_cam
+            errs.append(np.median(rotation_error_deg(est.R, sc.T_world_cam_true.R[first : k + 1])))
+    lio_err = np.median(rotation_error_deg(T_cam_lio.R, sc.T_world_cam_true.R))
+    assert len(errs) >= 3 and max(errs) < 0.5 * lio_err, (errs, lio_err)
+    node.close()
+    hub.close()
