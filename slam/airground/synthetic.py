@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from perception.camera import CameraModel, OpenCVCamera
+from perception.errors import InputError
 from perception.geometry import SE3, so3_exp
 from perception.sim.poses import look_at
+from slam.airground.stage1 import Stage1Problem
 from slam.airground.stage2 import UavKeyframeMatches
 from slam.factorgraph.ba import Observations
 
@@ -63,6 +65,11 @@ class Stage1Scenario:
     camera: CameraModel
     T_imu_cam: SE3
 
+    @property
+    def problem(self) -> Stage1Problem:
+        """The stage-1 input: LIO keyframe poses, extrinsic, camera and the (noisy) observations."""
+        return Stage1Problem(self.T_world_imu_lio, self.T_imu_cam, self.camera, self.observations)
+
 
 def _yaw_rate(t: np.ndarray) -> np.ndarray:
     """Straight for 8 s, then a smooth right turn of about 90 degrees at 0.3 rad/s (left = outside of the turn)."""
@@ -74,7 +81,18 @@ def make_stage1_problem(
     rng: np.random.Generator, duration: float = 20.0, drift: tuple[float, float] = (2e-3, 0.02), pix: float = 1.0,
     n_landmarks: int = 1500, camera: CameraModel = CAMERA,
 ) -> Stage1Scenario:  # fmt: skip
-    """The drive above; ``drift`` = (rad, m) random-walk step per LIO sweep, ``pix`` = pixel noise sigma."""
+    """The drive above; ``drift`` = (rad, m) random-walk step per LIO sweep, ``pix`` = pixel noise sigma.
+
+    Keyframes are every 0.5 s from 0.125 s on, so ``duration`` >= 1 s; the drive turns right after 8 s.
+    """
+    if not (np.isfinite(duration) and duration >= 1.0):
+        raise InputError(f"make_stage1_problem: duration must be >= 1 s, got {duration}")
+    if len(drift) != 2 or not all(np.isfinite(d) and d >= 0 for d in drift):
+        raise InputError(f"make_stage1_problem: drift must be (rad, m) >= 0 per sweep, got {drift}")
+    if not (np.isfinite(pix) and pix >= 0):
+        raise InputError(f"make_stage1_problem: pix must be a pixel sigma >= 0, got {pix}")
+    if n_landmarks < 1:
+        raise InputError(f"make_stage1_problem: n_landmarks must be >= 1, got {n_landmarks}")
     from perception.sim.odometry import OdometryDrift, simulate_odometry
     from perception.sim.trajectories import unicycle_trajectory, uniform_stamps
     from slam.airground.interpolate import interpolate_camera_poses
