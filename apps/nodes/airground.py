@@ -66,7 +66,8 @@ class _Frontend(Node):
 
     def __init__(self, spec, session=None) -> None:
         super().__init__(spec, session)
-        from slam.airground.online import Keyframer, make_features
+        from slam.airground.keyframes import Keyframer
+        from slam.airground.online import make_features
 
         self.rig = _rig(self)
         self.opts = _options(self)
@@ -98,7 +99,7 @@ class _Frontend(Node):
     def _drain(self) -> None:
         from slam.trajectory import Trajectory
 
-        if len(self.odom_stamps) < 2:
+        if len(self.odom_stamps) < 2 or not self.images:
             return
         traj = Trajectory(np.asarray(self.odom_stamps, np.int64), SE3.from_matrix(np.stack(self.odom_poses)))
         keep = []

@@ -107,13 +107,10 @@ class Recorder(Node):
         out = self.param("out", "", str)
         if not out.endswith((".mcap", ".db3")):
             raise InputError(f"{spec.fqn}: parameter 'out' must name a .mcap or .db3 bag, got {out!r}")
-        pairs = [p for p in str(self.param("topics", "", str)).split(",") if p]
-        if not pairs or any(":" not in p for p in pairs):
-            raise InputError(f"{spec.fqn}: parameter 'topics' must list topic:msgtype pairs, got {pairs}")
+        pairs = self.topic_types()
         self.writer = BagWriter(out, format="mcap" if out.endswith(".mcap") else "db3", overwrite=True).open()
         self.count = 0
-        for p in pairs:
-            topic, msgtype = p.split(":", 1)
+        for topic, msgtype in pairs:
             full = self.resolve(topic)
             self.create_subscription(topic, msgtype, lambda m, t=full: self._write(t, m))
             self.writer.add_topic(full, msgtype)  # keep the type it was published as

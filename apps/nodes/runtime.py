@@ -179,6 +179,13 @@ class Node:
                              f"{kind.__name__}") from None  # fmt: skip
 
     # -- communication ---------------------------------------------------------------------------------------
+    def topic_types(self, name: str = "topics") -> list[tuple[str, str]]:
+        """Parameter ``name`` as comma-separated ``topic:msgtype`` pairs (at least one)."""
+        pairs = [p for p in str(self.param(name, "", str)).split(",") if p]
+        if not pairs or any(":" not in p for p in pairs):
+            raise InputError(f"{self.spec.fqn}: parameter '{name}' must list topic:msgtype pairs, got {pairs}")
+        return [tuple(p.split(":", 1)) for p in pairs]
+
     def create_publisher(self, topic: str, msgtype: str) -> Publisher:
         full = self.resolve(topic)
         pub = Publisher(self, full, msgtype)

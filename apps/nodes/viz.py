@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from apps.nodes.runtime import Node
-from perception.errors import InputError
 
 
 class RerunViz(Node):
@@ -25,16 +24,13 @@ class RerunViz(Node):
         from apps.viz.log import log_world
         from apps.viz.sink import open_recording
 
-        pairs = [p for p in str(self.param("topics", "", str)).split(",") if p]
-        if not pairs or any(":" not in p for p in pairs):
-            raise InputError(f"{spec.fqn}: parameter 'topics' must list topic:msgtype pairs, got {pairs}")
+        pairs = self.topic_types()
         sink = parse_rerun_spec(self.param("rerun", "save:out/launch/live.rrd", str), Path("out/launch"))
         self.rec = open_recording("sparsepipe-live", sink)
         log_world(self.rec, "world", up="+z")
         self.tracks: dict[str, list[np.ndarray]] = {}
         self.count = 0
-        for p in pairs:
-            topic, msgtype = p.split(":", 1)
+        for topic, msgtype in pairs:
             full = self.resolve(topic)
             self.create_subscription(topic, msgtype, lambda m, t=full: self._log(t, m))
 

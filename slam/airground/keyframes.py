@@ -32,15 +32,30 @@ def select_keyframes(stamps_ns: np.ndarray, T_world_cam: SE3, policy: KeyframePo
         return np.zeros(0, dtype=np.int64)
     if np.any(np.diff(stamps) < 0):
         raise InputError("keyframes: stamps must be in time order")
-    keep = [0]
-    R, t = T_world_cam.R, T_world_cam.t
-    for i in range(1, len(stamps)):
-        k = keep[-1]
-        dt = (stamps[i] - stamps[k]) / 1e9
-        if dt < p.min_interval_s:
-            continue
-        dist = np.linalg.norm(t[i] - t[k])
-        ang = np.degrees(np.linalg.norm(so3_log(R[k].T @ R[i])))
-        if dist >= p.min_distance_m or ang >= p.min_angle_deg or dt >= p.max_interval_s:
-            keep.append(i)
-    return np.asarray(keep, dtype=np.int64)
+    k = Keyframer(p)
+    return np.asarray([i for i in range(len(stamps)) if k.accept(int(stamps[i]), T_world_cam[i])], dtype=np.int64)
+
+
+class Keyframer:
+    """``accept(stamp_ns, T_world_cam)``: is this frame a keyframe? Frames come one at a time in time order; the
+    first is always one (the rule :func:`select_keyframes` applies to a whole sequence)."""
+
+    def __init__(self, policy: KeyframePolicy) -> None:
+        self.policy = policy
+        self.last: tuple[int, SE3] | None = None
+
+    def accept(self, stamp_ns: int, T_world_cam: SE3) -> bool:
+        p = self.policy
+        if self.last is not None:
+            s0, T0 = self.last
+            if stamp_ns < s0:
+                raise InputError(f"keyframes: stamp {stamp_ns} comes before the last keyframe's {s0}")
+            dt = (stamp_ns - s0) / 1e9
+            if dt < p.min_interval_s:
+                return False
+            dist = float(np.linalg.norm(T_world_cam.t - T0.t))
+            ang = float(np.degrees(np.linalg.norm(so3_log(T0.R.T @ T_world_cam.R))))
+            if not (dist >= p.min_distance_m or ang >= p.min_angle_deg or dt >= p.max_interval_s):
+                return False
+        self.last = (int(stamp_ns), T_world_cam)
+        return True

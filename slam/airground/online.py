@@ -1,6 +1,6 @@
 """The air-ground stages as incremental building blocks, shared by the offline pipeline and the live nodes.
 
-- :class:`Keyframer`: keyframe decisions one frame at a time (the rule of :func:`select_keyframes`).
+- :class:`~slam.airground.keyframes.Keyframer`: keyframe decisions one frame at a time.
 - :class:`UavSender`: the UAV side -- local features (and NetVLAD when configured) of a keyframe, packed into the
   compact binary message under the rate controller; it meters what it sends.
 - :class:`UgvMapBuilder`: the UGV side -- keyframes (LIO pose + features) arrive one by one; :meth:`build` matches
@@ -22,9 +22,9 @@ from perception.camera import CameraModel
 from perception.errors import InputError
 from perception.features import Features, make_extractor, match_mutual_nn, verify_matches
 from perception.features.vlad import VladVocabulary
-from perception.geometry import SE3, so3_log
+from perception.geometry import SE3
 from slam.airground.bandwidth import BandwidthMeter, RateController
-from slam.airground.keyframes import KeyframePolicy
+from slam.airground.keyframes import Keyframer  # noqa: F401 - re-exported for the nodes
 from slam.airground.landmarks import build_landmark_map, build_tracks
 from slam.airground.message import KeyframeMessage, encode, message_size
 from slam.airground.revisits import Revisit, find_revisits
@@ -51,30 +51,6 @@ def make_netvlad(opts):
 
 def make_features(opts):
     return make_extractor(opts.features, opts.max_keypoints, weights=opts.feature_weights)
-
-
-class Keyframer:
-    """``accept(stamp_ns, T_world_cam)``: is this frame a keyframe? (greedy in time, as select_keyframes)."""
-
-    def __init__(self, policy: KeyframePolicy) -> None:
-        self.policy = policy
-        self.last: tuple[int, SE3] | None = None
-
-    def accept(self, stamp_ns: int, T_world_cam: SE3) -> bool:
-        p = self.policy
-        if self.last is not None:
-            s0, T0 = self.last
-            if stamp_ns < s0:
-                raise InputError(f"keyframes: stamp {stamp_ns} comes before the last keyframe's {s0}")
-            dt = (stamp_ns - s0) / 1e9
-            if dt < p.min_interval_s:
-                return False
-            dist = float(np.linalg.norm(T_world_cam.t - T0.t))
-            ang = float(np.degrees(np.linalg.norm(so3_log(T0.R.T @ T_world_cam.R))))
-            if not (dist >= p.min_distance_m or ang >= p.min_angle_deg or dt >= p.max_interval_s):
-                return False
-        self.last = (int(stamp_ns), T_world_cam)
-        return True
 
 
 class UavSender:

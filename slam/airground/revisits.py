@@ -22,6 +22,7 @@ from perception.errors import InputError
 from perception.features import Features, Matches, match_mutual_nn
 from perception.features.matching import estimate_relative_pose
 from perception.geometry import SE3
+from perception.metrics.pose import rotation_error_deg
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,7 @@ def find_revisits(
             if T_ji is None or len(v) < o.min_inliers:
                 continue
             T_lio = T_world_cam[j].inverse() @ T_world_cam[i]
-            dR = T_ji.R @ T_lio.R.T
-            err = float(np.degrees(np.arccos(np.clip((np.trace(dR) - 1) / 2, -1.0, 1.0))))
+            err = float(rotation_error_deg(T_ji.R, T_lio.R))
             if err > o.max_rotation_error_deg:
                 continue
             pairs[(i, j)] = v

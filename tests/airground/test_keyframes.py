@@ -63,7 +63,7 @@ def test_errors() -> None:
 
 def test_incremental_keyframer_agrees_with_batch_selection(rng) -> None:
     from perception.geometry import so3_exp
-    from slam.airground.online import Keyframer
+    from slam.airground.keyframes import Keyframer
 
     n = 200
     stamps = np.cumsum(rng.integers(20_000_000, 120_000_000, n)).astype(np.int64)
