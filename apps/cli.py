@@ -54,6 +54,21 @@ COMMANDS: tuple[Command, ...] = (
         "Evaluate an air-ground run against ground truth (relative pose, ATE, loops, bandwidth) as JSON.",
     ),
     Command(
+        "reloc build",
+        "apps.reloc:RelocBuildConfig:run_build",
+        "Build a FaVoR relocalization map (landmark descriptor voxel grids) from a 7-Scenes scene's training split.",
+    ),
+    Command(
+        "reloc query",
+        "apps.reloc:RelocQueryConfig:run_query",
+        "Localise a 7-Scenes split against a FaVoR map (render -> match -> PnP); hloc-style results.",
+    ),
+    Command(
+        "eval 7scenes",
+        "apps.reloc:Eval7ScenesConfig:run_eval",
+        "Relocalization metrics per 7-Scenes scene: FaVoR vs baselines (median cm/deg, recalls, time, map size).",
+    ),
+    Command(
         "launch",
         "apps.launch_cmd:LaunchConfig:run",
         "Run a ROS 2 YAML launch file's nodes (zenoh transport, one process each); --print lists them.",

@@ -234,6 +234,11 @@ class SuperPointExtractor:
         log.debug("loaded SuperPoint weights from %s", weights)
 
     def __call__(self, image: np.ndarray) -> Features:
+        return self.extract(image)[0]
+
+    def extract(self, image: np.ndarray) -> tuple[Features, torch.Tensor]:
+        """Keypoints with descriptors, and the coarse descriptor map ``(1, 256, H/8, W/8)`` they were sampled from
+        (see :func:`sample_descriptors`)."""
         gray = to_gray(image)
         h, w = gray.shape
         x = torch.from_numpy(gray)[None, None]
@@ -256,10 +261,11 @@ class SuperPointExtractor:
             kp = torch.stack([xs[order], ys[order]], dim=1).to(torch.float32)
             scores = scores[order]
             descriptors = sample_descriptors(desc, kp)
-        return Features(
+        feats = Features(
             kp.numpy().astype(np.float32),
             scores.numpy().astype(np.float32),
             descriptors.numpy().astype(np.float32),
             (w, h),
             "superpoint",
         )
+        return feats, desc

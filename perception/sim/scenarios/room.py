@@ -62,6 +62,11 @@ class RoomConfig:
     """Camera height of the training loops (metres)."""
     train_radius: float = 1.2
     """Radius of the training loops around the room centre (closer to the walls)."""
+    train_yaw_offsets_deg: tuple[float, ...] = (0.0,)
+    """Yaw offset of each training sequence relative to the outward direction (cycled); several offsets make each
+    wall point seen from several directions, as a hand-held training walk does."""
+    test_frames_per_sequence: int | None = None
+    """Frames per test sequence (default: ``frames_per_sequence``)."""
     test_radius: float = 0.35
     """Radius of the test loops: the cameras stand further from the walls they look at."""
     test_height_offsets: tuple[float, ...] = (0.4, -0.4)
@@ -81,6 +86,8 @@ class RoomConfig:
     def validate(self) -> None:
         if min(self.size) <= 0 or self.size[2] < 2.0:
             raise InputError(f"room: size must be positive with a height >= 2 m, got {self.size}")
+        if self.test_frames_per_sequence is not None and self.test_frames_per_sequence < 1:
+            raise InputError(f"room: test_frames_per_sequence must be >= 1, got {self.test_frames_per_sequence}")
         for name in ("train_sequences", "frames_per_sequence", "width", "height", "supersample"):
             if getattr(self, name) < 1:
                 raise InputError(f"room: {name} must be >= 1, got {getattr(self, name)}")
@@ -103,6 +110,7 @@ class SequenceSpec:
     light_direction: tuple[float, float, float]
     phase: float
     """Start angle of the loop (rad)."""
+    frames: int = 12
 
 
 @dataclass
@@ -187,7 +195,9 @@ def sequence_specs(cfg: RoomConfig, rng: np.random.Generator) -> list[SequenceSp
     specs = []
     for i in range(cfg.train_sequences):
         specs.append(SequenceSpec(
-            seq=i + 1, split="train", height=cfg.train_height + 0.1 * i, radius=cfg.train_radius, yaw_offset_deg=0.0,
+            seq=i + 1, split="train", height=cfg.train_height + 0.1 * i, radius=cfg.train_radius,
+            yaw_offset_deg=cfg.train_yaw_offsets_deg[i % len(cfg.train_yaw_offsets_deg)],
+            frames=cfg.frames_per_sequence,
             exposure=1.0, white_balance=(1.0, 1.0, 1.0), light_direction=(0.35, -0.25, 1.0),
             phase=2 * np.pi * i / (cfg.train_sequences * cfg.frames_per_sequence)))  # fmt: skip
     for j in range(cfg.test_sequences):
@@ -198,13 +208,14 @@ def sequence_specs(cfg: RoomConfig, rng: np.random.Generator) -> list[SequenceSp
             radius=cfg.test_radius,
             yaw_offset_deg=cfg.test_yaw_offsets_deg[j % len(cfg.test_yaw_offsets_deg)],
             exposure=cfg.test_exposures[j % len(cfg.test_exposures)], white_balance=wb,
-            light_direction=(-0.4 + 0.3 * j, 0.3, 1.0), phase=float(rng.uniform(0, 2 * np.pi))))  # fmt: skip
+            light_direction=(-0.4 + 0.3 * j, 0.3, 1.0), phase=float(rng.uniform(0, 2 * np.pi)),
+            frames=cfg.test_frames_per_sequence or cfg.frames_per_sequence))  # fmt: skip
     return specs
 
 
 def sequence_poses(cfg: RoomConfig, spec: SequenceSpec) -> SE3:
-    """Camera-to-world poses of one loop: ``frames_per_sequence`` frames spread evenly over the circle."""
-    n = cfg.frames_per_sequence
+    """Camera-to-world poses of one loop: ``spec.frames`` frames spread evenly over the circle."""
+    n = spec.frames
     return loop_poses(cfg, spec, spec.phase + 2 * np.pi * np.arange(n) / n)
 
 
@@ -231,7 +242,7 @@ def make_room(
     specs = sequence_specs(cfg, rng)
     camera = PinholeCamera(cfg.width, cfg.height, cfg.focal, cfg.focal, cfg.width / 2, cfg.height / 2)
     result = RoomResult(Path(out), cfg.scene, camera, specs)
-    total, done = len(specs) * cfg.frames_per_sequence, 0
+    total, done = sum(s.frames for s in specs), 0
     for spec in specs:
         poses = sequence_poses(cfg, spec)
         result.poses[spec.seq] = poses

@@ -1,0 +1,350 @@
+"""``sparsepipe reloc build|query`` and ``sparsepipe eval 7scenes``: FaVoR relocalization on the 7-Scenes layout.
+
+``reloc build`` tracks and triangulates landmarks over a scene's training split (known poses) and fits each
+landmark's descriptor voxel grid; the map is one ``.npz`` file (``--out``). ``reloc query`` localises every frame
+of a split and writes hloc-style results ``name qw qx qy qz tx ty tz`` (world-to-camera, as hloc and the 7-Scenes
+pseudo-ground-truth tools read them; only successful queries are listed) plus ``<out>.json`` with each query's
+camera-to-world pose, prior, inliers per iteration, time and success. ``eval 7scenes`` builds (or reuses) the map of
+each scene, queries its test split with FaVoR and/or the baselines (B1 ``baseline``: stored mean descriptors, same
+loop; B0 ``depth``: depth-lifted matching to the retrieved frames) and writes per-scene metrics as JSON.
+
+Intrinsics: ``--fx/--fy/--cx/--cy`` when given; otherwise the scene's ``sim_meta.json`` camera (scenes written by
+``sparsepipe sim room``); otherwise 7-Scenes' customary colour camera (525, 525, 320, 240 at 640x480).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from apps.config import CommonConfig, save_resolved_config
+from perception.camera import PinholeCamera
+from perception.datasets.sevenscenes import DEFAULT_CAMERA, SevenScenes
+from perception.errors import InputError
+from perception.fileio import atomic_write_json
+from perception.metrics.pose import pose_errors, reloc_summary
+from slam.reloc import FavorMap, MapConfig, QueryConfig, Relocalizer, TrainFrame, build_map
+from slam.reloc.favor_map import split_fingerprint
+from slam.reloc.results import write_results
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CameraOptions:
+    fx: float | None = None
+    """Colour focal length x (px); default: sim_meta.json's camera, else 525."""
+    fy: float | None = None
+    cx: float | None = None
+    cy: float | None = None
+
+
+@dataclass
+class RelocBuildConfig(CommonConfig):
+    dataset: Literal["7scenes"] = "7scenes"
+    root: Path = Path("data/7scenes")
+    """Folder holding the scene folders (ROOT/SCENE/seq-XX/...)."""
+    scene: str = "chess"
+    out: Path = Path("out/reloc/chess.favor.npz")
+    """Map file to write (its folder gets config.yaml)."""
+    stride: int = 1
+    """Use every STRIDE-th training frame (the real scenes have 1000-7000; 10 is a good CPU setting there)."""
+    camera: CameraOptions = field(default_factory=CameraOptions)
+    map: MapConfig = field(default_factory=MapConfig)
+
+
+@dataclass
+class RelocQueryConfig(CommonConfig):
+    map: Path = Path("out/reloc/chess.favor.npz")
+    root: Path = Path("data/7scenes")
+    scene: str = "chess"
+    split: Literal["train", "test"] = "test"
+    out: Path = Path("out/reloc/chess_poses.txt")
+    """Results file (hloc format); <out>.json gets the details."""
+    stride: int = 1
+    """Query every STRIDE-th frame of the split."""
+    weights: str | None = None
+    """Local weights of the map's descriptor network (superpoint)."""
+    netvlad_weights: str | None = None
+    """The NetVLAD checkpoint the map was built with, if any."""
+    query: QueryConfig = field(default_factory=QueryConfig)
+
+
+@dataclass
+class Eval7ScenesConfig(CommonConfig):
+    root: Path = Path("data/7scenes")
+    scenes: str | None = None
+    """Comma-separated scene names (default: every folder of ROOT with a TrainSplit.txt)."""
+    method: Literal["favor", "baseline", "both", "depth", "all"] = "both"
+    """favor, baseline (B1: mean descriptors), both (favor + baseline), depth (B0) or all three."""
+    out: Path = Path("out/eval/7scenes")
+    """Folder for maps (OUT/maps/SCENE.favor.npz, reused when present), results and config.yaml."""
+    json: Path | None = None
+    """Metrics file (default OUT/metrics.json)."""
+    rebuild: bool = False
+    """Rebuild maps even when OUT/maps holds one for the scene."""
+    stride: int = 1
+    """Use every STRIDE-th training frame for the map."""
+    query_stride: int = 1
+    """Query every QUERY_STRIDE-th test frame."""
+    camera: CameraOptions = field(default_factory=CameraOptions)
+    map: MapConfig = field(default_factory=MapConfig)
+    query: QueryConfig = field(default_factory=QueryConfig)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def scene_camera(root: Path, scene: str, opts: CameraOptions) -> PinholeCamera:
+    """The colour camera of a scene: explicit options, else sim_meta.json's camera, else 7-Scenes' default."""
+    base = DEFAULT_CAMERA
+    meta = Path(root) / scene / "sim_meta.json"
+    if meta.is_file():
+        try:
+            c = json.loads(meta.read_text())["camera"]
+            base = PinholeCamera(int(c["width"]), int(c["height"]), float(c["fx"]), float(c["fy"]), float(c["cx"]),
+                                 float(c["cy"]))  # fmt: skip
+        except (KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
+            raise InputError(f"{meta}: unreadable camera ({e}); fix or delete the file, or pass --camera.fx etc."
+                             ) from None
+    return PinholeCamera(base.width, base.height, opts.fx or base.fx, opts.fy or opts.fx or base.fy,
+                         base.cx if opts.cx is None else opts.cx, base.cy if opts.cy is None else opts.cy)  # fmt: skip
+
+
+def _frames(ds: SevenScenes, split: str, stride: int):
+    if stride < 1:
+        raise InputError(f"stride must be >= 1, got {stride}")
+    if split == "test" and not (ds.scene_dir / "TestSplit.txt").is_file():
+        raise InputError(f"7-Scenes: scene {ds.scene_dir} has no test split (TestSplit.txt listing 'sequenceN' "
+                         "lines); add one or query --split train")  # fmt: skip
+    frames = ds.frames(split)[::stride]
+    if not frames:
+        raise InputError(f"7-Scenes: the {split} split of {ds.scene_dir} has no frames")
+    return frames
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), transient=True)  # fmt: skip
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    return progress, update
+
+
+def build_scene_map(root: Path, scene: str, camera_opts: CameraOptions, map_cfg: MapConfig, stride: int = 1,
+                    progress=None) -> FavorMap:  # fmt: skip
+    """Stage: read a scene's training split (colour, depth, poses) and build its FaVoR map."""
+    ds = SevenScenes(root, scene)
+    camera = scene_camera(root, scene, camera_opts)
+    frames = _frames(ds, "train", stride)
+
+    def get(i: int) -> TrainFrame:
+        f = frames[i]
+        return TrainFrame(f.name, ds.load_color(f), f.T_world_cam, f.seq, ds.load_depth_m(f))
+
+    return build_map(get, len(frames), camera, map_cfg, scene=scene, progress=progress)
+
+
+def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, camera: PinholeCamera) -> None:
+    """Refuse a map built for another scene (name or training frames) or another camera."""
+    built = fmap.meta.get("scene", "")
+    if built != scene:
+        raise InputError(f"{map_path} was built for scene {built!r}, not {scene!r}; build one with "
+                         f"'sparsepipe reloc build --scene {scene}'")  # fmt: skip
+    ds = SevenScenes(root, scene)
+    by_name = {f.name: f for f in ds.frames("train")}
+    missing = [n for n in fmap.frame_names if n not in by_name]
+    if missing:
+        raise InputError(f"{map_path}: training frame {missing[0]} is not in {ds.scene_dir}; the map comes from "
+                         f"another copy of scene {scene!r} -- rebuild it")  # fmt: skip
+    from perception.geometry import SE3
+
+    fp = split_fingerprint(fmap.frame_names, SE3.stack([by_name[n].T_world_cam for n in fmap.frame_names]))
+    if fp != fmap.meta.get("fingerprint"):
+        raise InputError(f"{map_path}: the training poses of {ds.scene_dir} differ from the map's; the map comes "
+                         "from another version of the scene -- rebuild it")  # fmt: skip
+    c = fmap.camera
+    if (c.width, c.height) != (camera.width, camera.height) or not np.allclose(
+        [c.fx, c.fy, c.cx, c.cy], [camera.fx, camera.fy, camera.cx, camera.cy], atol=1e-6
+    ):
+        raise InputError(f"{map_path}: built for camera {c.width}x{c.height} f=({c.fx:g}, {c.fy:g}), not "
+                         f"{camera.width}x{camera.height} f=({camera.fx:g}, {camera.fy:g}); pass the same "
+                         "--camera.* options or rebuild")  # fmt: skip
+
+
+def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryConfig, methods: list[str],
+                stride: int = 1, weights: str | None = None, netvlad_weights: str | None = None,
+                progress=None) -> dict[str, list[dict]]:  # fmt: skip
+    """Stage: localise every frame of a split with each method -> per-method list of per-query records."""
+    ds = SevenScenes(root, scene)
+    frames = _frames(ds, split, stride)
+    train_by_name = {f.name: f for f in ds.frames("train")}
+
+    def train_frame(i: int):
+        f = train_by_name[fmap.frame_names[i]]
+        return ds.load_color(f), ds.load_depth_m(f)
+
+    reloc = Relocalizer(fmap, cfg, train_frame=train_frame, netvlad_weights=netvlad_weights, weights=weights)
+    out: dict[str, list[dict]] = {m: [] for m in methods}
+    total = len(frames) * len(methods)
+    done = 0
+    for f in frames:
+        image = ds.load_color(f)
+        gt = f.T_world_cam
+        for m in methods:
+            r = reloc.localize(image, str(f.color_path), m)
+            rec = {"name": f.name, "success": r.success, "seconds": r.seconds, "inliers": r.inliers,
+                   "matches": r.matches, "retrieved": [fmap.frame_names[i] for i in r.retrieved],
+                   "prior_from_pnp": r.prior_from_pnp,
+                   "T_world_cam": None if r.T_world_cam is None else r.T_world_cam.matrix().tolist(),
+                   "prior_T_world_cam": None if r.prior is None else r.prior.matrix().tolist()}  # fmt: skip
+            te, re_ = pose_errors(r.T_world_cam, gt) if r.success else (np.inf, np.inf)
+            pt, pr = pose_errors(r.prior, gt) if r.prior is not None else (np.inf, np.inf)
+            rec.update(t_err_m=float(te), r_err_deg=float(re_), prior_t_err_m=float(pt), prior_r_err_deg=float(pr))
+            out[m].append(rec)
+            done += 1
+            if progress is not None:
+                progress(f"localising {scene} ({split})", done, total)
+    return out
+
+
+def summarise(records: list[dict]) -> dict:
+    t = np.array([r["t_err_m"] for r in records])
+    r = np.array([r["r_err_deg"] for r in records])
+    s = reloc_summary(t, r, thresholds=((0.02, 2.0), (0.05, 5.0), (0.10, 10.0)))
+    prior = reloc_summary(np.array([x["prior_t_err_m"] for x in records]),
+                          np.array([x["prior_r_err_deg"] for x in records]))  # fmt: skip
+    inl = [x["inliers"][-1] for x in records]
+    return {
+        "median_t_cm": s.median_t_cm, "median_r_deg": s.median_r_deg,
+        "recall_2cm_2deg": s.recalls[(0.02, 2.0)], "recall_5cm_5deg": s.recalls[(0.05, 5.0)],
+        "recall_10cm_10deg": s.recalls[(0.10, 10.0)], "queries": s.n, "failed": s.n_failed,
+        "seconds_per_query": float(np.mean([x["seconds"] for x in records])),
+        "median_final_inliers": float(np.median(inl)), "prior_median_t_cm": prior.median_t_cm,
+        "prior_median_r_deg": prior.median_r_deg,
+    }  # fmt: skip
+
+
+def map_stats(fmap: FavorMap, path: Path | None) -> dict:
+    per = fmap.bytes_per_landmark()
+    return {
+        "landmarks": fmap.num_landmarks, "descriptor": fmap.descriptor, "descriptor_dim": fmap.grids.dim,
+        "favor_bytes_per_landmark": per["favor_grid_bytes"],
+        "baseline_bytes_per_landmark": per["baseline_descriptor_bytes"],
+        "map_file_bytes": None if path is None or not Path(path).is_file() else Path(path).stat().st_size,
+        "train_frames": len(fmap.frame_names),
+        "fit_cosine": fmap.meta.get("fit_cosine"), "mean_descriptor_cosine": fmap.meta.get("mean_descriptor_cosine"),
+    }  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ commands
+def run_build(cfg: RelocBuildConfig) -> int:
+    progress, update = _progress()
+    t0 = time.perf_counter()
+    with progress:
+        fmap = build_scene_map(cfg.root, cfg.scene, cfg.camera, cfg.map, cfg.stride, update)
+    fmap.meta["seconds"] = time.perf_counter() - t0
+    fmap.save(cfg.out)
+    save_resolved_config(cfg, "reloc build", out_dir=Path(cfg.out).parent)
+    st = map_stats(fmap, cfg.out)
+    print(f"map {cfg.out}: {st['landmarks']} landmarks from {st['train_frames']} frames, "
+          f"{st['favor_bytes_per_landmark'] / 1024:.1f} KiB per landmark ({fmap.descriptor}, "
+          f"C={st['descriptor_dim']}), "
+          f"file {st['map_file_bytes'] / 1e6:.1f} MB, built in {fmap.meta['seconds']:.0f} s")  # fmt: skip
+    return 0
+
+
+def run_query(cfg: RelocQueryConfig) -> int:
+    fmap = FavorMap.load(cfg.map)
+    camera = fmap.camera
+    check_map_matches(fmap, Path(cfg.map), cfg.root, cfg.scene, camera)
+    progress, update = _progress()
+    with progress:
+        recs = query_scene(fmap, cfg.root, cfg.scene, cfg.split, cfg.query, [cfg.query.method], cfg.stride,
+                           cfg.weights, cfg.netvlad_weights, update)[cfg.query.method]  # fmt: skip
+    from perception.geometry import SE3
+
+    poses = {r["name"]: SE3.from_matrix(np.array(r["T_world_cam"])) for r in recs if r["success"]}
+    out = Path(cfg.out)
+    write_results(out, poses, "sparsepipe reloc query: name qw qx qy qz tx ty tz (world-to-camera, hloc); "
+                              "failed queries omitted")  # fmt: skip
+    atomic_write_json(out.with_name(out.name + ".json"), {"method": cfg.query.method, "queries": recs})
+    save_resolved_config(cfg, "reloc query", out_dir=out.parent)
+    s = summarise(recs)
+    print(f"{len(recs)} queries, {len(recs) - s['failed']} localised -> {out}; against the dataset poses: median "
+          f"{s['median_t_cm']:.2f} cm, {s['median_r_deg']:.2f} deg, "
+          f"recall 5 cm/5 deg {100 * s['recall_5cm_5deg']:.1f}%")
+    return 0
+
+
+def _scenes(root: Path, scenes: str | None) -> list[str]:
+    if scenes:
+        return [s.strip() for s in scenes.split(",") if s.strip()]
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"7-Scenes: missing folder {root} (the folder holding chess/, fire/, ...)")
+    found = sorted(p.name for p in root.iterdir() if (p / "TrainSplit.txt").is_file())
+    if not found:
+        raise InputError(f"7-Scenes: no scene folder with a TrainSplit.txt under {root}; pass --root or --scenes")
+    return found
+
+
+def run_eval(cfg: Eval7ScenesConfig) -> int:
+    methods = {"favor": ["favor"], "baseline": ["baseline"], "both": ["favor", "baseline"], "depth": ["depth"],
+               "all": ["favor", "baseline", "depth"]}[cfg.method]  # fmt: skip
+    out = Path(cfg.out)
+    result: dict = {"methods": methods, "scenes": {}}
+    progress, update = _progress()
+    for scene in _scenes(cfg.root, cfg.scenes):
+        map_path = out / "maps" / f"{scene}.favor.npz"
+        camera = scene_camera(cfg.root, scene, cfg.camera)
+        with progress:
+            fmap = None
+            if map_path.is_file() and not cfg.rebuild:
+                fmap = FavorMap.load(map_path)
+                try:
+                    check_map_matches(fmap, map_path, cfg.root, scene, camera)
+                except InputError as e:
+                    log.warning("rebuilding: %s", e)
+                    fmap = None
+            if fmap is None:
+                t0 = time.perf_counter()
+                fmap = build_scene_map(cfg.root, scene, cfg.camera, cfg.map, cfg.stride, update)
+                fmap.meta["seconds"] = time.perf_counter() - t0
+                fmap.save(map_path)
+            recs = query_scene(fmap, cfg.root, scene, "test", cfg.query, methods, cfg.query_stride, cfg.map.weights,
+                               cfg.map.netvlad_weights, update)  # fmt: skip
+        entry = {"map": map_stats(fmap, map_path), "map_build_seconds": fmap.meta.get("seconds")}
+        for m in methods:
+            entry[m] = summarise(recs[m])
+            atomic_write_json(out / "results" / f"{scene}_{m}.json", {"method": m, "queries": recs[m]})
+        result["scenes"][scene] = entry
+    if len(result["scenes"]) > 1:
+        result["average"] = {m: {k: float(np.mean([e[m][k] for e in result["scenes"].values()]))
+                                 for k in ("median_t_cm", "median_r_deg", "recall_5cm_5deg", "recall_2cm_2deg",
+                                           "seconds_per_query")} for m in methods}  # fmt: skip
+    path = Path(cfg.json) if cfg.json is not None else out / "metrics.json"
+    atomic_write_json(path, result)
+    save_resolved_config(cfg, "eval 7scenes", out_dir=out)
+    print(f"{'scene':10s} {'method':9s} {'med cm':>7s} {'med deg':>7s} {'5cm/5°':>7s} {'2cm/2°':>7s} {'s/query':>7s} "
+          f"{'KiB/lm':>7s}")  # fmt: skip
+    for scene, e in result["scenes"].items():
+        for m in methods:
+            s = e[m]
+            kib = (e["map"]["favor_bytes_per_landmark"] if m == "favor" else e["map"]["baseline_bytes_per_landmark"]
+                   if m == "baseline" else float("nan")) / 1024  # fmt: skip
+            print(f"{scene:10s} {m:9s} {s['median_t_cm']:7.2f} {s['median_r_deg']:7.2f} {s['recall_5cm_5deg']:7.2f} "
+                  f"{s['recall_2cm_2deg']:7.2f} {s['seconds_per_query']:7.3f} {kib:7.2f}")  # fmt: skip
+    print(f"metrics -> {path}")
+    return 0

@@ -1,0 +1,145 @@
+"""FaVoR end to end on a simulated room written in the 7-Scenes layout: `sparsepipe reloc build|query` and
+`sparsepipe eval 7scenes`, read back with the real readers and scored against the exact ground truth, plus the
+bad inputs the issue names (query images of another size, a map of another scene, a scene without test split)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apps.cli import main
+from perception.datasets.common import read_rgb, write_rgb
+from perception.datasets.sevenscenes import SevenScenes
+from perception.errors import InputError
+from perception.metrics.pose import pose_errors
+from slam.reloc import FavorMap, QueryConfig, Relocalizer
+from slam.reloc.results import read_results
+
+ROOM = ["--room.width", "320", "--room.height", "240", "--room.focal", "262.5", "--room.supersample", "1",
+        "--room.frames-per-sequence", "24", "--room.test-frames-per-sequence", "6", "--rerun", "off"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def room(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("room7")
+    assert main(["sim", "room", "--out", str(root), "--seed", "1", *ROOM]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(room: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("map") / "room.favor.npz"
+    assert main(["reloc", "build", "--root", str(room), "--scene", "room", "--out", str(out)]) == 0
+    return out
+
+
+def test_map_file_round_trips_and_reports_memory(room: Path, built: Path) -> None:
+    fmap = FavorMap.load(built)
+    assert fmap.meta["scene"] == "room" and fmap.descriptor == "xfeat" and fmap.num_landmarks > 1000
+    assert (built.parent / "config.yaml").is_file()
+    per = fmap.bytes_per_landmark()
+    assert per["favor_grid_bytes"] == 4 * (27 * 65 + 4)  # 3x3x3 x (64 descriptor + 1 density) float32, box
+    assert fmap.meta["fit_cosine"] > fmap.meta["mean_descriptor_cosine"]  # the grids explain the training patches
+    # landmarks lie on the surfaces: their depth in the first observing frame agrees with the exact depth image
+    ds = SevenScenes(room, "room")
+    by_name = {f.name: f for f in ds.frames("train")}
+    X = fmap.landmarks()
+    err = []
+    first = np.unique(fmap.obs_landmark, return_index=True)[1]
+    for k in first[::10]:
+        f = by_name[fmap.frame_names[fmap.obs_frame[k]]]
+        u, v = np.round(fmap.obs_uv[k]).astype(int)
+        z_true = ds.load_depth_m(f)[v, u]
+        z = f.T_world_cam.inverse().act(X[fmap.obs_landmark[k]])[2]
+        err.append(abs(z - z_true) / z_true)
+    assert np.median(err) < 0.01 and np.percentile(err, 90) < 0.03  # 1 px at 2.5 m, f = 262 px, ~0.3 m baselines
+
+
+def test_query_writes_hloc_results_that_meet_the_accuracy_bar(room: Path, built: Path, tmp_path: Path) -> None:
+    out = tmp_path / "poses.txt"
+    assert main(["reloc", "query", "--map", str(built), "--root", str(room), "--scene", "room", "--out", str(out)]) == 0
+    poses = read_results(out)
+    ds = SevenScenes(room, "room")
+    test = ds.frames("test")
+    assert len(poses) >= 0.9 * len(test)
+    t, r = [], []
+    for f in test:
+        if f.name in poses:
+            te, re_ = pose_errors(poses[f.name], f.T_world_cam)
+        else:
+            te, re_ = np.inf, 180.0
+        t.append(te)
+        r.append(re_)
+    t, r = np.array(t), np.array(r)
+    assert np.median(t) <= 0.03 and np.median(r) <= 1.0
+    assert np.mean((t < 0.05) & (r < 5.0)) >= 0.8
+    details = json.loads((tmp_path / "poses.txt.json").read_text())
+    assert details["method"] == "favor" and len(details["queries"]) == len(test)
+    q = details["queries"][0]
+    assert len(q["inliers"]) == 1 + 3  # the prior, then three render -> match -> PnP iterations
+
+
+def test_eval_7scenes_reports_favor_and_both_baselines(room: Path, built: Path, tmp_path: Path) -> None:
+    maps = tmp_path / "eval" / "maps"
+    maps.mkdir(parents=True)
+    shutil.copy(built, maps / "room.favor.npz")  # reused: same scene, same camera
+    out_json = tmp_path / "m.json"
+    assert main(["eval", "7scenes", "--root", str(room), "--method", "all", "--out", str(tmp_path / "eval"),
+                 "--json", str(out_json)]) == 0  # fmt: skip
+    m = json.loads(out_json.read_text())["scenes"]["room"]
+    fav, base, depth = m["favor"], m["baseline"], m["depth"]
+    for s in (fav, base, depth):
+        assert {"median_t_cm", "median_r_deg", "recall_5cm_5deg", "recall_2cm_2deg", "seconds_per_query"} <= set(s)
+    assert fav["median_t_cm"] <= 3.0 and fav["median_r_deg"] <= 1.0 and fav["recall_5cm_5deg"] >= 0.8
+    # same prior, same PnP: the rendered descriptors are at least as good as the stored means here (within 30%)
+    assert fav["median_t_cm"] <= 1.3 * base["median_t_cm"]
+    assert depth["recall_5cm_5deg"] >= 0.8  # B0 with exact registered depth
+    assert m["map"]["favor_bytes_per_landmark"] > m["map"]["baseline_bytes_per_landmark"]
+    assert (tmp_path / "eval" / "results" / "room_favor.json").is_file()
+
+
+def test_bad_inputs_get_one_line_errors(room: Path, built: Path, tmp_path: Path, capsys) -> None:
+    fmap = FavorMap.load(built)
+    rel = Relocalizer(fmap, QueryConfig())
+    ds = SevenScenes(room, "room")
+    img = ds.load_color(ds.frames("test")[0])
+    with pytest.raises(InputError, match="query image q.png is 160x120, the map's camera is 320x240"):
+        rel.localize(img[::2, ::2], "q.png")
+
+    # a scene whose test images have another size: the error names the file
+    other = tmp_path / "r2"
+    shutil.copytree(room / "room", other / "room")
+    frame = SevenScenes(other, "room").frames("test")[0]
+    write_rgb(frame.color_path, read_rgb(frame.color_path)[::2, ::2])
+    capsys.readouterr()
+    assert main(["reloc", "query", "--map", str(built), "--root", str(other), "--scene", "room",
+                 "--out", str(tmp_path / "p.txt")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "frame-000000.color.png is 160x120" in err and len(err.strip().splitlines()) == 1
+
+    # a map from another scene (by name, and by training poses under the same name)
+    shutil.copytree(room / "room", other / "kitchen")
+    assert main(["reloc", "query", "--map", str(built), "--root", str(other), "--scene", "kitchen"]) == 2
+    assert "was built for scene 'room', not 'kitchen'" in capsys.readouterr().err
+    pose = SevenScenes(other, "room").frames("train")[3].pose_path
+    M = np.loadtxt(pose)
+    M[0, 3] += 0.5
+    np.savetxt(pose, M)
+    assert main(["reloc", "query", "--map", str(built), "--root", str(other), "--scene", "room"]) == 2
+    assert "training poses" in capsys.readouterr().err
+
+    # no test split
+    (other / "kitchen" / "TestSplit.txt").unlink()
+    fmap.meta["scene"] = "kitchen"
+    fmap.save(tmp_path / "k.npz")
+    assert main(["reloc", "query", "--map", str(tmp_path / "k.npz"), "--root", str(other), "--scene", "kitchen"]) == 2
+    assert "has no test split" in capsys.readouterr().err
+
+    # a damaged map file
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really")
+    assert main(["reloc", "query", "--map", str(tmp_path / "bad.npz"), "--root", str(room), "--scene", "room"]) == 2
+    assert "is not a readable FaVoR map" in capsys.readouterr().err
