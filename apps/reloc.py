@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from apps.config import CommonConfig, save_resolved_config
+from apps.config import CommonConfig, PipelineConfig, save_resolved_config
 from perception.camera import PinholeCamera
 from perception.datasets.sevenscenes import DEFAULT_CAMERA, SevenScenes
 from perception.errors import InputError
@@ -60,13 +60,13 @@ class RelocBuildConfig(CommonConfig):
 
 
 @dataclass
-class RelocQueryConfig(CommonConfig):
+class RelocQueryConfig(PipelineConfig):
     map: Path = Path("out/reloc/chess.favor.npz")
     root: Path = Path("data/7scenes")
     scene: str = "chess"
     split: Literal["train", "test"] = "test"
     out: Path = Path("out/reloc/chess_poses.txt")
-    """Results file (hloc format); <out>.json gets the details."""
+    """Results file (hloc format); <out>.json gets the details, its folder config.yaml and run.rrd."""
     stride: int = 1
     """Query every STRIDE-th frame of the split."""
     weights: str | None = None
@@ -281,11 +281,35 @@ def run_query(cfg: RelocQueryConfig) -> int:
                               "failed queries omitted")  # fmt: skip
     atomic_write_json(out.with_name(out.name + ".json"), {"method": cfg.query.method, "queries": recs})
     save_resolved_config(cfg, "reloc query", out_dir=out.parent)
+    _log_query_run(cfg, fmap, recs)
     s = summarise(recs)
     print(f"{len(recs)} queries, {len(recs) - s['failed']} localised -> {out}; against the dataset poses: median "
           f"{s['median_t_cm']:.2f} cm, {s['median_r_deg']:.2f} deg, "
           f"recall 5 cm/5 deg {100 * s['recall_5cm_5deg']:.1f}%")
     return 0
+
+
+def _log_query_run(cfg: RelocQueryConfig, fmap: FavorMap, recs: list[dict]) -> None:
+    """``.rrd``: the landmarks, the training cameras, and each query's image at its estimated and dataset poses."""
+    from apps.viz import blueprint_for, parse_rerun_spec, recording
+    from apps.viz.log import log_camera, log_image, log_points, log_trajectory, log_world, set_time
+    from perception.geometry import SE3
+
+    spec = parse_rerun_spec(cfg.rerun, Path(cfg.out).parent)
+    ds = SevenScenes(cfg.root, cfg.scene)
+    frames = {f.name: f for f in ds.frames(cfg.split)}
+    with recording("sparsepipe-reloc", spec, blueprint_for("reloc")) as rec:
+        log_world(rec, "world", up="+z")
+        log_points(rec, "world/landmarks", fmap.landmarks(), colors=(160, 160, 160), radii=0.01, static=True)
+        log_trajectory(rec, "world/train", None, fmap.frame_T_world_cam(), color=(230, 120, 40), static=True)
+        for k, r in enumerate(recs):
+            f = frames[r["name"]]
+            set_time(rec, frame=k)
+            log_camera(rec, "world/query/gt", f.T_world_cam, fmap.camera, image_plane_distance=0.3)
+            if r["success"]:
+                T = SE3.from_matrix(np.array(r["T_world_cam"]))
+                log_camera(rec, "world/query/camera", T, fmap.camera, image_plane_distance=0.3)
+                log_image(rec, "world/query/camera/image", ds.load_color(f), jpeg_quality=80)
 
 
 def _scenes(root: Path, scenes: str | None) -> list[str]:

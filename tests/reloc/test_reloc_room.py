@@ -81,6 +81,7 @@ def test_query_writes_hloc_results_that_meet_the_accuracy_bar(room: Path, built:
     assert details["method"] == "favor" and len(details["queries"]) == len(test)
     q = details["queries"][0]
     assert len(q["inliers"]) == 1 + 3  # the prior, then three render -> match -> PnP iterations
+    assert (tmp_path / "config.yaml").is_file() and (tmp_path / "run.rrd").stat().st_size > 10_000
 
 
 def test_eval_7scenes_reports_favor_and_both_baselines(room: Path, built: Path, tmp_path: Path) -> None:
