@@ -69,6 +69,21 @@ COMMANDS: tuple[Command, ...] = (
         "Relocalization metrics per 7-Scenes scene: FaVoR vs baselines (median cm/deg, recalls, time, map size).",
     ),
     Command(
+        "sim egohumans",
+        "apps.sim:SimEgohumansConfig:run_egohumans",
+        "Simulate a subject seen by unsynchronised, uncalibrated cameras: 2D keypoints + EgoHumans-layout truth.",
+    ),
+    Command(
+        "mocap",
+        "apps.mocap:MocapCmdConfig:run",
+        "Kineo: calibration-free metric motion capture from 2D keypoints of unsynchronised cameras.",
+    ),
+    Command(
+        "eval egohumans",
+        "apps.mocap:EvalEgohumansConfig:run_eval",
+        "Motion-capture metrics against EgoHumans-layout ground truth (TE, s-TE, AE, W-MPJPE, PA-MPJPE, focal, sync).",
+    ),
+    Command(
         "launch",
         "apps.launch_cmd:LaunchConfig:run",
         "Run a ROS 2 YAML launch file's nodes (zenoh transport, one process each); --print lists them.",

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.config import PipelineConfig, save_resolved_config
+from apps.config import CommonConfig, PipelineConfig, save_resolved_config
 from perception.sim.scenarios.airground import AirgroundConfig, make_airground
+from perception.sim.scenarios.mocap import MocapSimConfig, make_mocap
 from perception.sim.scenarios.room import RoomConfig, make_room
 from perception.sim.scenarios.tum import TumConfig, make_tum
 
@@ -99,6 +100,27 @@ def run_room(cfg: SimRoomConfig) -> int:
     _log_frames(spec, cfg.out, "room", seqs, result.camera)
     n = sum(len(v[2]) for v in seqs.values())
     print(f"wrote {n} frames to {scene} (train {result.train_seqs}, test {result.test_seqs}) in the 7-Scenes layout")
+    return 0
+
+
+@dataclass
+class SimEgohumansConfig(CommonConfig):
+    out: Path = Path("out/sim/egohumans")
+    """Output folder: keypoints2d/camXX.npz, the EgoHumans layout (colmap/workplace, processed_data), gt/."""
+    cameras: int = 4
+    seconds: float = 20.0
+    scenario: MocapSimConfig = field(default_factory=MocapSimConfig)
+    """Everything else about the subject, the cameras and the detector noise (--cameras/--seconds win)."""
+
+
+def run_egohumans(cfg: SimEgohumansConfig) -> int:
+    from dataclasses import replace
+
+    sc = replace(cfg.scenario, cameras=cfg.cameras, seconds=cfg.seconds)
+    make_mocap(cfg.out, sc, seed=cfg.seed)
+    save_resolved_config(cfg, "sim egohumans")
+    print(f"wrote {cfg.cameras} cameras x {cfg.seconds:g} s of 2D keypoints to {Path(cfg.out) / 'keypoints2d'} "
+          f"(noise {sc.noise}) and the ground truth (EgoHumans layout, gt/mocap_gt.json) to {cfg.out}")
     return 0
 
 
