@@ -42,6 +42,7 @@ class MocapCmdConfig(PipelineConfig):
     """Folder with one <camera>.npz 2D-keypoint file per camera."""
     out: Path = Path("out/mocap")
     mocap: MocapConfig = field(default_factory=MocapConfig)
+    """Stages and their settings (--seed sets mocap.seed)."""
 
 
 @dataclass
@@ -109,12 +110,15 @@ def write_outputs(out: Path, r: MocapResult) -> None:
 
 
 def run(cfg: MocapCmdConfig) -> int:
+    from dataclasses import replace
+
     from rich.console import Console
 
     kp = read_keypoints2d_dir(cfg.keypoints)
     out = Path(cfg.out)
     with Console(stderr=True).status("motion capture") as status:
-        r = run_mocap(kp, cfg.mocap, progress=lambda s: status.update(f"motion capture: {s} done"))
+        r = run_mocap(kp, replace(cfg.mocap, seed=cfg.seed),
+                      progress=lambda s: status.update(f"motion capture: {s} done"))  # fmt: skip
     write_outputs(out, r)
     save_resolved_config(cfg, "mocap")
     _log_rrd(cfg, r, kp)
