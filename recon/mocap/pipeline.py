@@ -34,7 +34,7 @@ from recon.mocap.calibrate import (
     sample_observations,
     undistort,
 )
-from recon.mocap.sync import estimate_offsets, resample, resample_at
+from recon.mocap.sync import audio_offsets, estimate_offsets, read_audio, resample, resample_at
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ class MocapConfig:
     sync: bool = True
     """Estimate clock offsets from the keypoints (else the timestamps are taken as synchronised)."""
     max_offset_s: float = 5.0
+    audio_dir: str | None = None
+    """Folder of ``<camera>.wav`` audio tracks (each in its camera's clock): offsets from audio cross-correlation
+    instead of keypoint motion (then refined in BA like the others)."""
     refine_offsets: bool = True
     """After calibration, refine each camera's offset (within +-1 frame) by the reprojection error of the joints
     triangulated from the other cameras, then re-run the last BA stage (3+ cameras)."""
@@ -288,7 +291,9 @@ def run_mocap(keypoints: dict[str, Keypoints2D], cfg: MocapConfig | None = None,
         return time.perf_counter()
 
     t = time.perf_counter()
-    if cfg.sync:
+    if cfg.sync and cfg.audio_dir is not None:
+        offsets = audio_offsets(read_audio(cfg.audio_dir, names), cfg.reference, cfg.max_offset_s)
+    elif cfg.sync:
         offsets = estimate_offsets(keypoints, cfg.reference, cfg.max_offset_s).offsets_s
     else:
         offsets = {n: 0.0 for n in names}

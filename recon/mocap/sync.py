@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -151,6 +152,69 @@ def estimate_offsets(keypoints: dict[str, Keypoints2D], reference: str | None = 
     if weak:
         log.warning("sync: weak correlation for %s; offsets there may be wrong", ", ".join(weak))
     return SyncResult(offsets, lags, scores)
+
+
+def read_audio(folder: str | Path, cameras: list[str]) -> dict[str, tuple[int, np.ndarray]]:
+    """``{camera: (rate, mono float signal)}`` from ``folder/<camera>.wav`` (the camera's own clock, starting at its
+    timestamp 0)."""
+    from scipy.io import wavfile
+
+    out = {}
+    for n in cameras:
+        path = Path(folder) / f"{n}.wav"
+        if not path.is_file():
+            raise InputError(f"sync: no audio track {path} for camera {n}; give every camera a <camera>.wav or drop "
+                             "--mocap.audio-dir")  # fmt: skip
+        try:
+            rate, x = wavfile.read(path)
+        except ValueError as e:
+            raise InputError(f"sync: {path} is not a readable WAV file ({e})") from None
+        x = np.asarray(x, np.float64)
+        out[n] = (int(rate), x.mean(axis=1) if x.ndim == 2 else x)
+    return out
+
+
+def audio_offsets(tracks: dict[str, tuple[int, np.ndarray]], reference: str | None = None,
+                  max_offset_s: float = 5.0) -> dict[str, float]:  # fmt: skip
+    """Clock offsets from audio: the lag maximising the cross-correlation of the tracks' onset envelopes (log
+    energy rises over 2 ms windows, computed by FFT), refined to a fraction of a window. Sound travel (distance / 343
+    m/s) stays in the estimate (Kineo's bound: |d_i - d_j| / c); the BA refinement removes it."""
+    names = sorted(tracks)
+    ref = reference or names[0]
+    rates = {tracks[n][0] for n in names}
+    if len(rates) != 1:
+        raise InputError(f"sync: audio tracks have different sample rates {sorted(rates)}; resample them first")
+    sr = rates.pop()
+    hop = max(1, int(0.002 * sr))
+
+    def envelope(x: np.ndarray) -> np.ndarray:
+        e = np.log1p(np.add.reduceat(x**2, np.arange(0, len(x) - hop, hop)) * 1e3)
+        d = np.maximum(np.diff(e, prepend=e[0]), 0.0)
+        return (d - d.mean()) / (d.std() + 1e-12)
+
+    env = {n: envelope(tracks[n][1]) for n in names}
+    a = env[ref]
+    out = {ref: 0.0}
+    for n in names:
+        if n == ref:
+            continue
+        b = env[n]
+        size = 1 << int(np.ceil(np.log2(len(a) + len(b))))
+        cc = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)
+        lags = np.r_[np.arange(0, len(b)), np.arange(-len(a) + 1, 0)]
+        vals = np.r_[cc[: len(b)], cc[size - len(a) + 1 :]]
+        maxlag = int(max_offset_s * sr / hop) + 1
+        keep = np.abs(lags) <= maxlag
+        lags, vals = lags[keep], vals[keep]
+        i = int(np.argmax(vals))
+        frac = 0.0
+        if 0 < i < len(vals) - 1 and lags[i - 1] == lags[i] - 1 and lags[i + 1] == lags[i] + 1:
+            y0, y1, y2 = vals[i - 1 : i + 2]
+            den = y0 - 2 * y1 + y2
+            frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
+        # b[k] ~ a[k - lag]: an event at camera-a time T appears at camera-b time T + lag * hop / sr
+        out[n] = (lags[i] + frac) * hop / sr
+    return out
 
 
 def resample(keypoints: dict[str, Keypoints2D], offsets_s: dict[str, float], fps: float | None = None,

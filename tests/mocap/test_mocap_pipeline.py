@@ -120,3 +120,34 @@ def test_done_when_tiers(tmp_path, seed, cameras, noise) -> None:
         assert m["W_MPJPE_mm"] <= 25 and m["PA_MPJPE_mm"] <= 15 and m["offset_err_frames_max"] <= 0.5
     else:  # tier C: 3 cameras or heavy noise
         assert m["TE_m"] <= 0.10 and m["AE_deg"] <= 1.0 and m["W_MPJPE_mm"] <= 50
+
+
+def test_audio_offsets_within_the_sound_travel_bound(tmp_path) -> None:
+    from recon.mocap.sync import audio_offsets, read_audio
+
+    truth = make_mocap(tmp_path, MocapSimConfig(cameras=4, seconds=15.0, audio=True), seed=6)
+    names = sorted(truth["offsets"])
+    o = audio_offsets(read_audio(tmp_path / "audio", names))
+    ref = truth["offsets"]["cam01"]
+    # the sound reaches the cameras |d_i - d_ref| / 343 m/s apart, at most their baseline / 343 m/s (Kineo's bound),
+    # plus the 2 ms envelope hop
+    for n in names:
+        baseline = np.linalg.norm(truth["T_world_cam"][n].t - truth["T_world_cam"]["cam01"].t)
+        bound = baseline / 343.0 + 0.002
+        assert abs(o[n] - (truth["offsets"][n] - ref)) <= bound, n
+    (tmp_path / "audio" / "cam02.wav").write_bytes(b"RIFF junk")
+    with pytest.raises(InputError, match="cam02.wav is not a readable WAV"):
+        read_audio(tmp_path / "audio", names)
+    with pytest.raises(InputError, match="no audio track"):
+        read_audio(tmp_path / "audio", ["cam01", "cam09"])
+
+
+@pytest.mark.slow
+def test_audio_synchronised_run(tmp_path) -> None:
+    from apps.mocap import evaluate, write_outputs
+
+    make_mocap(tmp_path, MocapSimConfig(cameras=4, seconds=20.0, audio=True), seed=7)
+    r = run_mocap(read_keypoints2d_dir(tmp_path / "keypoints2d"), MocapConfig(audio_dir=str(tmp_path / "audio")))
+    write_outputs(tmp_path / "run", r)
+    m = evaluate(tmp_path, tmp_path / "run")
+    assert m["offset_err_frames_max"] <= 0.5 and m["TE_m"] <= 0.03 and m["W_MPJPE_mm"] <= 25

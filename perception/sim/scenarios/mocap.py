@@ -79,6 +79,10 @@ class MocapSimConfig:
     dropout: float = 0.05
     outliers: float = 0.015
     swaps: float = 0.005
+    audio: bool = False
+    """Also write each camera's audio track (``audio/camXX.wav``, 16 kHz, its own clock): the subject's claps and
+    footsteps plus room noise, delayed by the sound's travel time to the camera (343 m/s)."""
+    audio_rate: int = 16000
 
     def validate(self) -> None:
         if self.cameras < 2:
@@ -198,6 +202,40 @@ def _draw_lens(cfg: MocapSimConfig, rng: np.random.Generator) -> dict[str, float
     raise InputError("sim egohumans: could not draw a monotonic distortion; narrow the field of view")
 
 
+def _write_audio(out: Path, cfg: MocapSimConfig, names, poses, offsets, phase, duration, rng) -> None:
+    """World sound (claps at random times, a click per step while walking, noise) heard by every camera."""
+    import io
+
+    from scipy.io import wavfile
+
+    from perception.fileio import atomic_write_bytes
+
+    sr = cfg.audio_rate
+    t0 = -max(offsets.values()) - 1.0
+    n = int((duration + max(offsets.values()) + 2.0) * sr)
+    t = t0 + np.arange(n) / sr  # world time of the source signal
+    src = np.zeros(n)
+    events = np.sort(rng.uniform(t[0], t[-1], int(duration / 1.5)))  # claps
+    steps = np.arange(np.ceil(t[0] / 0.55), t[-1] / 0.55) * 0.55
+    walk = _activity(steps + phase)[0] > 0.5
+    burst = np.exp(-np.arange(int(0.03 * sr)) / (0.004 * sr)) * rng.standard_normal(int(0.03 * sr))
+    for e, amp in [*((e, 1.0) for e in events), *((s, 0.3) for s in steps[walk])]:
+        i = int((e - t0) * sr)
+        seg = src[i : i + len(burst)]
+        seg += amp * burst[: len(seg)]
+    centre = subject_joints(t[:: sr // 50], cfg.subject_height, cfg.walk_radius, phase)[:, 0]  # head, 50 Hz
+    for name in names:
+        cam_c = poses[name].t
+        dist = np.interp(t, t[:: sr // 50], np.linalg.norm(centre - cam_c, axis=1))
+        k = np.arange(int(duration * sr))
+        t_world = k / sr - offsets[name]  # camera clock -> world time
+        heard = np.interp(t_world - dist[np.clip(((t_world - t0) * sr).astype(int), 0, n - 1)] / 343.0, t, src)
+        heard = heard / max(1.0, np.abs(src).max()) * 0.8 + rng.normal(0, 0.01, len(k))
+        buf = io.BytesIO()
+        wavfile.write(buf, sr, np.clip(heard * 32767, -32768, 32767).astype(np.int16))
+        atomic_write_bytes(out / "audio" / f"{name}.wav", buf.getvalue())
+
+
 def make_mocap(out: Path, cfg: MocapSimConfig | None = None, seed: int = 0) -> dict:
     """Simulate and write the sequence; returns the ground truth (cameras, poses, offsets, joints)."""
     cfg = cfg or MocapSimConfig()
@@ -282,6 +320,8 @@ def make_mocap(out: Path, cfg: MocapSimConfig | None = None, seed: int = 0) -> d
         "clock": "t_camera = t_world + offset; gt frame NNNNN (1-based) is at world time gt_frame_times_s[N-1]",
         "T_world_cam": {n: poses[n].matrix().tolist() for n in names},
     }  # fmt: skip
+    if cfg.audio:
+        _write_audio(out, cfg, names, poses, offsets, phase, nF / cfg.fps, rng)
     atomic_write_json(out / "gt" / "mocap_gt.json", truth)
     log.info("sim egohumans: %d cameras x %d frames, %d ground-truth frames -> %s", cfg.cameras, nF, len(gt_t), out)
     return {"cameras": cams, "T_world_cam": poses, "offsets": offsets, "gt_t": gt_t, "joints": Xg, "phase": phase}
