@@ -105,6 +105,15 @@ def write_outputs(out: Path, r: MocapResult) -> None:
                         joint_names=np.asarray(COCO17_KEYPOINTS))  # fmt: skip
     atomic_write_bytes(out / "joints.npz", buf.getvalue())
     write_c3d(out / "joints.c3d", r.times_s, np.nan_to_num(r.joints, nan=0.0))
+    if len(r.scene_points):
+        import open3d as o3d
+
+        pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(r.scene_points))
+        pcd.colors = o3d.utility.Vector3dVector(r.scene_colors.astype(np.float64) / 255.0)
+        tmp = out / ".scene.partial.ply"
+        if not o3d.io.write_point_cloud(str(tmp), pcd):
+            raise OSError(f"could not write {tmp}")
+        tmp.replace(out / "scene.ply")
     atomic_write_json(out / "metrics.json", {"timings_s": r.timings_s, "ba_rms_px": r.ba_rms_px, "scale": r.scale,
                                              "warnings": r.warnings, "frames": len(r.times_s)})  # fmt: skip
 
@@ -131,13 +140,15 @@ def run(cfg: MocapCmdConfig) -> int:
 
 def _log_rrd(cfg: MocapCmdConfig, r: MocapResult, kp) -> None:
     from apps.viz import blueprint_for, parse_rerun_spec, recording
-    from apps.viz.log import log_camera, log_skeleton, log_world, set_time
+    from apps.viz.log import log_camera, log_points, log_skeleton, log_world, set_time
 
     spec = parse_rerun_spec(cfg.rerun, Path(cfg.out))
     with recording("sparsepipe-mocap", spec, blueprint_for("mocap", cameras=[f"/world/{r.cameras[0]}"])) as rec:
         log_world(rec, "world", up="+z")
         for name, K, T in zip(r.cameras, r.intrinsics, r.T_world_cam, strict=True):
             log_camera(rec, f"world/{name}", T, K.camera(), image_plane_distance=0.5, static=True)
+        if len(r.scene_points):
+            log_points(rec, "world/scene", r.scene_points, colors=r.scene_colors, radii=0.02, static=True)
         step = max(1, len(r.times_s) // 600)
         for k in range(0, len(r.times_s), step):
             set_time(rec, frame=k, stamp_ns=int(round(r.times_s[k] * 1e9)))

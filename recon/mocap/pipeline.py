@@ -80,6 +80,9 @@ class MocapConfig:
     triangulation_min_conf: float = 0.3
     outlier_px: float = 15.0
     """A view whose reprojection error exceeds this is dropped from a joint's triangulation (3+ views)."""
+    images: str | None = None
+    """Folder with one background image per camera (``<camera>.jpg`` or ``<camera>/images/*.jpg``, e.g. an
+    EgoHumans ``exo/`` folder): scene points are triangulated from them with the estimated cameras."""
     consensus_lambda: float = 1.0
     """lambda of the consensus score (Kineo's 1: the score then mostly reflects the confidences)."""
     seed: int = 0
@@ -109,6 +112,9 @@ class MocapResult:
     """Metres per unit of the scale-free reconstruction."""
     ba_rms_px: list[float]
     timings_s: dict[str, float] = field(default_factory=dict)
+    scene_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    """(N, 3) background points (world frame, metres) when images were given."""
+    scene_colors: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.uint8))
     warnings: list[str] = field(default_factory=list)
 
 
@@ -378,5 +384,13 @@ def run_mocap(keypoints: dict[str, Keypoints2D], cfg: MocapConfig | None = None,
     joints = T_out.act(joints.reshape(-1, 3)).reshape(joints.shape)
     Ts = [T_out @ Tw for Tw in Ts]
     score = consensus_score(joints, Ts, ba.intrinsics, xy, conf, cfg.consensus_lambda)
-    stage("triangulation and scale", t)
-    return MocapResult(names, ba.intrinsics, Ts, offsets, grid, joints, score, s, ba.stage_rms_px, timings, warnings)
+    t = stage("triangulation and scale", t)
+    result = MocapResult(names, ba.intrinsics, Ts, offsets, grid, joints, score, s, ba.stage_rms_px,
+                         timings_s=timings, warnings=warnings)  # fmt: skip
+    if cfg.images is not None:
+        from recon.mocap.scene import find_images, scene_points
+
+        result.scene_points, result.scene_colors = scene_points(find_images(cfg.images, names), names,
+                                                                ba.intrinsics, Ts)  # fmt: skip
+        stage("scene points", t)
+    return result

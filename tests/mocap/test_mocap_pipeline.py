@@ -48,9 +48,11 @@ def test_noise_free_with_true_intrinsics_is_exact(tmp_path) -> None:
 @pytest.fixture(scope="module")
 def realistic_run(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("ego")
-    assert main(["sim", "egohumans", "--out", str(root), "--cameras", "4", "--seconds", "20", "--seed", "0"]) == 0
+    assert main(["sim", "egohumans", "--out", str(root), "--cameras", "4", "--seconds", "20", "--seed", "0",
+                 "--scenario.images"]) == 0  # fmt: skip
     out = root / "mocap"
-    assert main(["mocap", "--keypoints", str(root / "keypoints2d"), "--out", str(out)]) == 0
+    assert main(["mocap", "--keypoints", str(root / "keypoints2d"), "--out", str(out),
+                 "--mocap.images", str(root / "exo")]) == 0  # fmt: skip
     return root, out
 
 
@@ -78,6 +80,25 @@ def test_outputs_are_standard_files(realistic_run) -> None:
     c3d = ezc3d.c3d(str(out / "joints.c3d"))
     assert c3d["data"]["points"].shape == (4, 17, len(z["times_s"]))
     assert (out / "run.rrd").stat().st_size > 10_000 and (out / "config.yaml").is_file()
+
+
+def test_scene_points_lie_on_the_simulated_floor_and_walls(realistic_run) -> None:
+    import open3d as o3d
+
+    from perception.metrics.mocap import procrustes
+    from perception.sim.scenarios.mocap import SCENE_HALF
+
+    root, out = realistic_run
+    P = np.asarray(o3d.io.read_point_cloud(str(out / "scene.ply")).points)
+    assert len(P) > 200
+    pred = json.loads((out / "cameras.json").read_text())["cameras"]
+    gt = json.loads((root / "gt" / "mocap_gt.json").read_text())["T_world_cam"]
+    names = sorted(pred)
+    s, R, t = procrustes(np.stack([np.array(pred[n]["T_world_cam"])[:3, 3] for n in names]),
+                         np.stack([np.array(gt[n])[:3, 3] for n in names]), with_scale=False)  # fmt: skip
+    Q = s * P @ R.T + t  # into the truth's frame by the rigid camera alignment (metric scale errors count)
+    d = np.minimum.reduce([np.abs(Q[:, 2]), np.abs(np.abs(Q[:, 0]) - SCENE_HALF), np.abs(np.abs(Q[:, 1]) - SCENE_HALF)])
+    assert np.median(d) < 0.06 and np.percentile(d, 90) < 0.15
 
 
 def test_bad_inputs(tmp_path) -> None:

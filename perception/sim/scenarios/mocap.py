@@ -83,6 +83,11 @@ class MocapSimConfig:
     """Also write each camera's audio track (``audio/camXX.wav``, 16 kHz, its own clock): the subject's claps and
     footsteps plus room noise, delayed by the sound's travel time to the camera (343 m/s)."""
     audio_rate: int = 16000
+    images: bool = False
+    """Also render each camera's view of the (empty) scene -- a textured floor and four walls 8 m from the centre --
+    as ``exo/camXX/images/00001.jpg`` (for the scene points stage)."""
+    image_scale: float = 0.5
+    """Rendered images are this fraction of the camera resolution (the intrinsics scale with them)."""
 
     def validate(self) -> None:
         if self.cameras < 2:
@@ -200,6 +205,31 @@ def _draw_lens(cfg: MocapSimConfig, rng: np.random.Generator) -> dict[str, float
         if cam.max_radius > corner:  # monotonic over the whole image
             return {"f": f, **d}
     raise InputError("sim egohumans: could not draw a monotonic distortion; narrow the field of view")
+
+
+SCENE_HALF = 8.0
+"""The rendered scene: floor z = 0 and walls at x, y = +-SCENE_HALF (m)."""
+
+
+def _render_scene(out: Path, cfg: MocapSimConfig, cams, poses, rng) -> None:
+    from perception.datasets.common import write_rgb
+    from perception.sim.primitives import box_mesh
+    from perception.sim.render import render_camera
+    from perception.sim.textures import mosaic_texture
+    from perception.sim.world import World
+
+    world = World()
+    h = SCENE_HALF
+    size = (2 * h, 2 * h, 6.0)
+    for face in ("+x", "-x", "+y", "-y", "-z"):
+        world.add(box_mesh((0.0, 0.0, 3.0), size, texture=mosaic_texture(rng, (2, 4), 256), tiles=(1, 1),
+                           inward=True, faces=(face,), name=f"scene{face}"))  # fmt: skip
+    s = cfg.image_scale
+    for name, cam in cams.items():
+        small = OpenCVCamera(int(cam.width * s), int(cam.height * s), cam.fx * s, cam.fy * s, (cam.cx + 0.5) * s - 0.5,
+                             (cam.cy + 0.5) * s - 0.5, cam.k1, cam.k2, cam.p1, cam.p2, cam.k3)  # fmt: skip
+        frame = render_camera(world, small, poses[name], supersample=1, noise_std=1.0, rng=rng.integers(2**31))
+        write_rgb(out / "exo" / name / "images" / "00001.jpg", frame.rgb)
 
 
 def _write_audio(out: Path, cfg: MocapSimConfig, names, poses, offsets, phase, duration, rng) -> None:
@@ -322,6 +352,8 @@ def make_mocap(out: Path, cfg: MocapSimConfig | None = None, seed: int = 0) -> d
     }  # fmt: skip
     if cfg.audio:
         _write_audio(out, cfg, names, poses, offsets, phase, nF / cfg.fps, rng)
+    if cfg.images:
+        _render_scene(out, cfg, cams, poses, rng)
     atomic_write_json(out / "gt" / "mocap_gt.json", truth)
     log.info("sim egohumans: %d cameras x %d frames, %d ground-truth frames -> %s", cfg.cameras, nF, len(gt_t), out)
     return {"cameras": cams, "T_world_cam": poses, "offsets": offsets, "gt_t": gt_t, "joints": Xg, "phase": phase}
