@@ -69,6 +69,11 @@ COMMANDS: tuple[Command, ...] = (
         "Relocalization metrics per 7-Scenes scene: FaVoR vs baselines (median cm/deg, recalls, time, map size).",
     ),
     Command(
+        "sim scannet",
+        "apps.sim:SimScanNetConfig:run_scannet",
+        "Simulate labelled indoor point clouds (procedural rooms, NYU40 ids) in the ScanNet v2 layout.",
+    ),
+    Command(
         "sim egohumans",
         "apps.sim:SimEgohumansConfig:run_egohumans",
         "Simulate a subject seen by unsynchronised, uncalibrated cameras: 2D keypoints + EgoHumans-layout truth.",

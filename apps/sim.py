@@ -19,6 +19,7 @@ from apps.config import CommonConfig, PipelineConfig, save_resolved_config
 from perception.sim.scenarios.airground import AirgroundConfig, make_airground
 from perception.sim.scenarios.mocap import MocapSimConfig, make_mocap
 from perception.sim.scenarios.room import RoomConfig, make_room
+from perception.sim.scenarios.scannet import ScanNetSimConfig, make_scannet
 from perception.sim.scenarios.tum import TumConfig, make_tum
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,28 @@ def run_room(cfg: SimRoomConfig) -> int:
     _log_frames(spec, cfg.out, "room", seqs, result.camera)
     n = sum(len(v[2]) for v in seqs.values())
     print(f"wrote {n} frames to {scene} (train {result.train_seqs}, test {result.test_seqs}) in the 7-Scenes layout")
+    return 0
+
+
+@dataclass
+class SimScanNetConfig(CommonConfig):
+    out: Path = Path("out/sim/scannet")
+    """Dataset root: scans/sceneXXXX_00/, scannetv2-labels.combined.tsv, scannetv2_{train,val}.txt."""
+    rooms: int = 32
+    scenario: ScanNetSimConfig = field(default_factory=ScanNetSimConfig)
+    """Point density, noise and the validation share (--rooms wins)."""
+
+
+def run_scannet(cfg: SimScanNetConfig) -> int:
+    from dataclasses import replace
+
+    sc = replace(cfg.scenario, rooms=cfg.rooms)
+    progress, update = _progress("sampling rooms")
+    with progress:
+        split = make_scannet(cfg.out, sc, seed=cfg.seed, progress=update)
+    save_resolved_config(cfg, "sim scannet")
+    print(f"wrote {cfg.rooms} rooms ({len(split['train'])} train / {len(split['val'])} val) in the ScanNet layout "
+          f"to {cfg.out}")
     return 0
 
 
