@@ -22,7 +22,7 @@ import numpy as np
 
 from apps.config import PipelineConfig, save_resolved_config
 from perception.errors import InputError
-from perception.fileio import atomic_dir, atomic_write_json
+from perception.fileio import atomic_dir, atomic_path, atomic_write_json
 from perception.geometry import SE3, umeyama
 from perception.metrics.pose import rotation_error_deg
 from perception.sim.colmap_noise import ColmapNoise, perturb_reconstruction
@@ -171,10 +171,9 @@ def write_outputs(out: Path, rec, result: BAResult, index: ColmapIndex) -> dict[
     write_tum(out / "trajectory.tum", Trajectory(stamps, result.T_world_cam))
     paths["trajectory"] = out / "trajectory.tum"
     pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(result.points_world))
-    tmp = out / ".points.partial.ply"
-    if not o3d.io.write_point_cloud(str(tmp), pcd):
-        raise OSError(f"could not write {tmp}")
-    tmp.replace(out / "points.ply")
+    with atomic_path(out / "points.ply") as tmp:
+        if not o3d.io.write_point_cloud(str(tmp), pcd):
+            raise OSError(f"could not write {out / 'points.ply'}")
     paths["points"] = out / "points.ply"
     return paths
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from apps.config import CommonConfig, PipelineConfig, save_resolved_config
 from perception.datasets.colmap import ColmapImage, ColmapModel, write_colmap_model
 from perception.datasets.keypoints2d import COCO17_KEYPOINTS, read_keypoints2d_dir
 from perception.errors import InputError
-from perception.fileio import atomic_dir, atomic_write_bytes, atomic_write_json
+from perception.fileio import atomic_dir, atomic_path, atomic_write_bytes, atomic_write_json
 from recon.mocap import MocapConfig, MocapResult, run_mocap
 
 log = logging.getLogger(__name__)
@@ -71,15 +69,8 @@ def write_c3d(path: Path, times_s: np.ndarray, joints: np.ndarray) -> Path:
     pts = np.ones((4, joints.shape[1], joints.shape[0]))
     pts[:3] = np.transpose(joints * 1000.0, (2, 1, 0))
     c["data"]["points"] = pts
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".c3d", dir=path.parent)
-    os.close(fd)
-    try:
-        c.write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        c.write(str(tmp))
     return path
 
 
@@ -110,10 +101,9 @@ def write_outputs(out: Path, r: MocapResult) -> None:
 
         pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(r.scene_points))
         pcd.colors = o3d.utility.Vector3dVector(r.scene_colors.astype(np.float64) / 255.0)
-        tmp = out / ".scene.partial.ply"
-        if not o3d.io.write_point_cloud(str(tmp), pcd):
-            raise OSError(f"could not write {tmp}")
-        tmp.replace(out / "scene.ply")
+        with atomic_path(out / "scene.ply") as tmp:
+            if not o3d.io.write_point_cloud(str(tmp), pcd):
+                raise OSError(f"could not write {out / 'scene.ply'}")
     atomic_write_json(out / "metrics.json", {"timings_s": r.timings_s, "ba_rms_px": r.ba_rms_px, "scale": r.scale,
                                              "warnings": r.warnings, "frames": len(r.times_s)})  # fmt: skip
 

@@ -56,6 +56,26 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
     _fsync_dir(directory)
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary path next to ``path`` (same extension, for writers that pick the format from it, e.g. open3d or
+    ezc3d); when the block ends without error the file written there replaces ``path``, otherwise it is removed."""
+    path = Path(path)
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{path.stem}.partial-{uuid.uuid4().hex[:12]}{path.suffix}"
+    try:
+        yield tmp
+        if not tmp.is_file():
+            raise OSError(f"atomic_path: nothing was written to {tmp} for {path}")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_write(path, "w") as f:
         f.write(text)

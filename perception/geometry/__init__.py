@@ -63,6 +63,7 @@ Contents
   ``interpolate_decoupled`` (rotation slerp + translation lerp).
 * :mod:`.align` -- ``umeyama``, ``align_se3``, ``align_sim3`` (weighted, closed form).
 * :mod:`.triangulation` -- ``triangulate_dlt``, ``refine_triangulation``, ``triangulate``.
+* :mod:`.epipolar` -- ``essential_from_pose``, ``sampson_distance`` (normalised coordinates).
 * :mod:`.torch_lie` -- differentiable torch versions (imported on first use, not re-exported by name because
   the function names coincide with the numpy ones): ``from perception.geometry import torch_lie``.
 """
@@ -73,6 +74,7 @@ import importlib
 from typing import Any
 
 from .align import align_se3, align_sim3, umeyama
+from .epipolar import essential_from_pose, sampson_distance
 from .interpolation import interpolate_decoupled, interpolate_geodesic
 from .se3 import SE3, Sim3
 from .so3 import (
@@ -95,6 +97,7 @@ __all__ = [
     "Sim3",
     "align_se3",
     "align_sim3",
+    "essential_from_pose",
     "hat",
     "interpolate_decoupled",
     "interpolate_geodesic",
@@ -102,6 +105,7 @@ __all__ = [
     "orthonormalize",
     "quat_to_matrix",
     "refine_triangulation",
+    "sampson_distance",
     "so3_exp",
     "so3_left_jacobian",
     "so3_left_jacobian_inv",

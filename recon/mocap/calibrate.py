@@ -19,7 +19,7 @@ from scipy.spatial.transform import Rotation
 
 from perception.camera import OpenCVCamera
 from perception.errors import InputError
-from perception.geometry import SE3, triangulate
+from perception.geometry import SE3, essential_from_pose, sampson_distance, triangulate
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +116,6 @@ def sample_observations(conf: np.ndarray, n_samples: int, min_conf: float = 0.5,
 
 
 # --------------------------------------------------------------------------------------------- extrinsics
-def _skew(t: np.ndarray) -> np.ndarray:
-    return np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
-
-
-def _sampson(E: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
-    h0 = np.c_[x0, np.ones(len(x0))]
-    h1 = np.c_[x1, np.ones(len(x1))]
-    Ex0 = h0 @ E.T
-    Etx1 = h1 @ E
-    num = np.sum(h1 * Ex0, axis=1)
-    den = Ex0[:, 0] ** 2 + Ex0[:, 1] ** 2 + Etx1[:, 0] ** 2 + Etx1[:, 1] ** 2
-    return num / np.sqrt(np.maximum(den, 1e-18))
-
-
 def init_extrinsics(xy: np.ndarray, conf: np.ndarray, K: list[Intrinsics], pair_samples: int = 3000,
                     min_conf: float = 0.5, threshold_px: float = 3.0, seed: int = 0,
                     names: list[str] | None = None, refine: bool = True,
@@ -144,13 +130,7 @@ def init_extrinsics(xy: np.ndarray, conf: np.ndarray, K: list[Intrinsics], pair_
     V = xy.shape[0]
     names = names or [f"camera {i}" for i in range(V)]
     rng = np.random.default_rng(seed)
-    norm = []
-    for v in range(V):
-        flat = xy[v].reshape(-1, 2)
-        ok = np.all(np.isfinite(flat), axis=1)
-        x = np.full_like(flat, np.nan)
-        x[ok] = undistort(flat[ok], K[v])
-        norm.append(x.reshape(xy.shape[1], 17, 2))
+    norm = normalise_views(xy, np.all(np.isfinite(xy), axis=-1), K, fill=np.nan)
     edges: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, float, np.ndarray]] = {}
     unit = {"model": "PINHOLE", "width": 2, "height": 2, "params": [1.0, 1.0, 0.0, 0.0]}
     for i in range(V):
@@ -172,7 +152,8 @@ def init_extrinsics(xy: np.ndarray, conf: np.ndarray, K: list[Intrinsics], pair_
                 continue
             R, t = np.asarray(pose.R), np.asarray(pose.t)
             t = t / np.linalg.norm(t)
-            cost = float(np.mean(np.abs(_sampson(_skew(t) @ R, x0[inl], x1[inl])))) * f / max(inl.mean(), 1e-3)
+            cost = float(np.mean(np.abs(sampson_distance(essential_from_pose(R, t), x0[inl], x1[inl])))) * f / max(
+                inl.mean(), 1e-3)  # fmt: skip
             edges[(i, j)] = (R, t, cost, np.stack([fi[inl], ji[inl]], 1))
     if not edges:
         raise InputError("mocap: no camera pair shares enough confident joints to estimate a relative pose")
@@ -257,8 +238,7 @@ def _refine_sampson(T: list[SE3], edges, norm, K, conf) -> list[SE3]:
             Rj, tj = P[j]
             Rji = Rj @ Ri.T
             tji = tj - Rji @ ti
-            n = np.linalg.norm(tji)
-            res.append(_sampson(_skew(tji / max(n, 1e-12)) @ Rji, a, b) * f * w)
+            res.append(sampson_distance(essential_from_pose(Rji, tji), a, b) * f * w)
         centres = [-R.T @ t for R, t in P[1:]]
         res.append([10.0 * (np.sum([c @ c for c in centres]) / scale0 - 1.0)])  # fixes the free scale
         return np.concatenate(res)
@@ -411,14 +391,21 @@ def bundle_adjust(T_world_cam: list[SE3], K: list[Intrinsics], xy: np.ndarray, c
     return BAResult(Ts, Ks, X, rms_hist[-1], rms_hist, median, np.array(dts) if nD else None)
 
 
+def normalise_views(xy: np.ndarray, valid: np.ndarray, K: list[Intrinsics], fill: float = 0.0) -> np.ndarray:
+    """Undistorted normalised coordinates of pixels ``xy`` (V, ..., 2) where ``valid`` (V, ...), ``fill`` elsewhere."""
+    x = np.full(xy.shape, fill, dtype=np.float64)
+    for v in range(len(K)):
+        x[v][valid[v]] = undistort(xy[v][valid[v]], K[v])
+    return x
+
+
+def projection_matrices(T_cw: list[SE3]) -> np.ndarray:
+    """(V, 3, 4) ``[R | t]`` of world-to-camera poses (normalised-coordinate projections)."""
+    return np.stack([np.c_[T.R, T.t] for T in T_cw])
+
+
 def _triangulate(T_cw: list[SE3], K: list[Intrinsics], xy: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Confidence-weighted DLT + LM of points observed as pixels ``xy`` (V, N, 2) with weights ``w`` (V, N)."""
-    V, N = w.shape
-    P = np.stack([np.c_[T_cw[v].R, T_cw[v].t] for v in range(V)])
-    x = np.zeros((V, N, 2))
-    for v in range(V):
-        ok = w[v] > 0
-        x[v, ok] = undistort(xy[v, ok], K[v])
-    X, ok = triangulate(P, x, w)
+    X, ok = triangulate(projection_matrices(T_cw), normalise_views(xy, w > 0, K), w)
     X[~ok] = np.nan
     return X

@@ -30,9 +30,10 @@ from recon.mocap.calibrate import (
     Intrinsics,
     bundle_adjust,
     init_extrinsics,
+    normalise_views,
     project_camera,
+    projection_matrices,
     sample_observations,
-    undistort,
 )
 from recon.mocap.sync import audio_offsets, estimate_offsets, read_audio, resample, resample_at
 
@@ -145,14 +146,10 @@ def triangulate_all(T_world_cam: list[SE3], K: list[Intrinsics], xy: np.ndarray,
     """(T, 17, 3) joints: confidence-weighted DLT + LM per joint and frame; with 3+ views, views whose reprojection
     error exceeds ``outlier_px`` are dropped and the joint re-triangulated (twice)."""
     V, T = xy.shape[:2]
-    T_cw = [t.inverse() for t in T_world_cam]
-    P = np.stack([np.c_[T_cw[v].R, T_cw[v].t] for v in range(V)])
+    P = projection_matrices([t.inverse() for t in T_world_cam])
     flat_xy = xy.reshape(V, -1, 2)
     w = np.where((conf.reshape(V, -1) >= min_conf) & np.all(np.isfinite(flat_xy), axis=-1), conf.reshape(V, -1), 0.0)
-    x = np.zeros_like(flat_xy)
-    for v in range(V):
-        ok = w[v] > 0
-        x[v, ok] = undistort(flat_xy[v, ok], K[v])
+    x = normalise_views(flat_xy, w > 0, K)
     X = np.full((flat_xy.shape[1], 3), np.nan)
     for _ in range(3):
         Xi, ok = triangulate(P, x, w)

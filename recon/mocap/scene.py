@@ -18,8 +18,8 @@ from perception.datasets.common import read_rgb
 from perception.errors import InputError
 from perception.features.matching import match_mutual_nn
 from perception.features.sift import RootSiftExtractor
-from perception.geometry import SE3, triangulate
-from recon.mocap.calibrate import Intrinsics, _sampson, _skew, project_camera
+from perception.geometry import SE3, essential_from_pose, sampson_distance, triangulate
+from recon.mocap.calibrate import Intrinsics, project_camera
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,8 @@ def scene_points(images: dict[str, Path], names: list[str], K: list[Intrinsics],
             xb = Ks[b].camera().unproject(fb.keypoints[m.idx1].astype(np.float64))[:, :2]
             Ta, Tb = T_world_cam[idx[a]], T_world_cam[idx[b]]
             T_ba = Tb.inverse() @ Ta
-            t = T_ba.t / max(np.linalg.norm(T_ba.t), 1e-12)
             f = 0.5 * (Ks[a].f + Ks[b].f)
-            ok = np.abs(_sampson(_skew(t) @ T_ba.R, xa, xb)) * f < epipolar_px
+            ok = np.abs(sampson_distance(essential_from_pose(T_ba.R, T_ba.t), xa, xb)) * f < epipolar_px
             if ok.sum() < 4:
                 continue
             Pa = np.c_[Ta.inverse().R, Ta.inverse().t]

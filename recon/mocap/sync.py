@@ -85,6 +85,16 @@ def _ncc(a: np.ndarray, b: np.ndarray, lag: int) -> float:
     return float(np.nansum(r * w) / max(w[np.isfinite(r)].sum(), 1))
 
 
+def _parabolic_peak(y: np.ndarray, i: int) -> float:
+    """Sub-sample offset of the maximum ``y[i]`` from the parabola through its neighbours (0 at the ends, or when
+    the three values do not form a finite peak)."""
+    if not 0 < i < len(y) - 1:
+        return 0.0
+    y0, y1, y2 = y[i - 1 : i + 2]
+    den = y0 - 2 * y1 + y2
+    return float(0.5 * (y0 - y2) / den) if den < 0 else 0.0
+
+
 def _pair_lag(sa: tuple[float, np.ndarray], sb: tuple[float, np.ndarray], dt: float,
               max_lag_s: float) -> tuple[float, float]:  # fmt: skip
     """Lag ``d`` (s) with ``signal_a(t) ~ signal_b(t - d)`` in the cameras' own clocks, and its peak correlation."""
@@ -94,11 +104,7 @@ def _pair_lag(sa: tuple[float, np.ndarray], sb: tuple[float, np.ndarray], dt: fl
     lags = np.arange(-int(max_lag_s / dt), int(max_lag_s / dt) + 1)
     scores = np.array([_ncc(a, b, int(k)) for k in lags])
     i = int(np.nanargmax(scores))
-    frac = 0.0
-    if 0 < i < len(lags) - 1 and np.all(np.isfinite(scores[i - 1 : i + 2])):
-        y0, y1, y2 = scores[i - 1 : i + 2]
-        den = y0 - 2 * y1 + y2
-        frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
+    frac = _parabolic_peak(scores, i)
     # a[i] ~ b[i - k]: camera time of a = ta + i dt, of b = tb + (i - k) dt; offset_a - offset_b = (ta - tb) + k dt
     return base + (lags[i] + frac) * dt, float(scores[i])
 
@@ -124,11 +130,7 @@ def estimate_offsets(keypoints: dict[str, Keypoints2D], reference: str | None = 
             ks = np.arange(k0 - span, k0 + span + 1)
             sc = np.array([_ncc(fa, fb, int(k)) for k in ks])
             j = int(np.nanargmax(sc))
-            frac = 0.0
-            if 0 < j < len(ks) - 1:
-                y0, y1, y2 = sc[j - 1 : j + 2]
-                den = y0 - 2 * y1 + y2
-                frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
+            frac = _parabolic_peak(sc, j)
             lags[(a, b)] = (ta - tb) + (ks[j] + frac) * fine_dt  # offset_a - offset_b
             scores[(a, b)] = float(sc[j])
     # joint solution: offset_a - offset_b = lag_ab for all pairs, weighted by the peak correlation
@@ -209,9 +211,7 @@ def audio_offsets(tracks: dict[str, tuple[int, np.ndarray]], reference: str | No
         i = int(np.argmax(vals))
         frac = 0.0
         if 0 < i < len(vals) - 1 and lags[i - 1] == lags[i] - 1 and lags[i + 1] == lags[i] + 1:
-            y0, y1, y2 = vals[i - 1 : i + 2]
-            den = y0 - 2 * y1 + y2
-            frac = 0.5 * (y0 - y2) / den if den < 0 else 0.0
+            frac = _parabolic_peak(vals, i)
         # b[k] ~ a[k - lag]: an event at camera-a time T appears at camera-b time T + lag * hop / sr
         out[n] = (lags[i] + frac) * hop / sr
     return out

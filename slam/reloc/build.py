@@ -95,7 +95,16 @@ class TrainFrame:
     """(H, W) metres registered to colour, 0 = none (optional)."""
 
 
-def global_descriptor(image: np.ndarray, dense: DenseImage, vocabulary: VladVocabulary | None, netvlad) -> np.ndarray:
+def depth_at(depth: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """Depth (metres, as stored) at the nearest pixel of each ``uv`` (N, 2), clamped to the image."""
+    px = np.round(np.asarray(uv)).astype(int)
+    px[:, 0] = px[:, 0].clip(0, depth.shape[1] - 1)
+    px[:, 1] = px[:, 1].clip(0, depth.shape[0] - 1)
+    return np.asarray(depth, np.float64)[px[:, 1], px[:, 0]]
+
+
+def global_descriptor(image: np.ndarray | None, dense: DenseImage, vocabulary: VladVocabulary | None,
+                      netvlad) -> np.ndarray:  # fmt: skip
     """Global descriptor of an image: NetVLAD when loaded, else VLAD over its local descriptors."""
     if netvlad is not None:
         return netvlad(image)
@@ -141,10 +150,7 @@ def build_map(frames: Sequence[TrainFrame] | Callable[[int], TrainFrame], num_fr
         if fr.depth is None:
             has_depth = False
         else:
-            kp = np.round(d.features.keypoints).astype(int)
-            kp[:, 0] = kp[:, 0].clip(0, camera.width - 1)
-            kp[:, 1] = kp[:, 1].clip(0, camera.height - 1)
-            depth_at_kp.append(np.asarray(fr.depth, np.float64)[kp[:, 1], kp[:, 0]])
+            depth_at_kp.append(depth_at(fr.depth, d.features.keypoints))
         if netvlad is not None:
             images_for_global.append(netvlad(fr.image))
         tick("describing training frames", i + 1, num_frames)
@@ -179,12 +185,13 @@ def build_map(frames: Sequence[TrainFrame] | Callable[[int], TrainFrame], num_fr
     offs = np.stack(np.meshgrid(np.arange(-p, p + 1), np.arange(-p, p + 1), indexing="xy"), -1).reshape(-1, 2)
     obs_f, obs_l, obs_uv, obs_desc = [], [], [], []
     ray_l, ray_o, ray_d, ray_y = [], [], [], []
-    by_frame: dict[int, list[int]] = {}
+    by_frame: dict[int, list[tuple[int, int]]] = {}  # frame -> (landmark, keypoint index)
     for l, t in enumerate(tracks):
-        for f in t.frames:
-            by_frame.setdefault(int(f), []).append(l)
+        for f, k in zip(t.frames, t.keypoints, strict=True):
+            by_frame.setdefault(int(f), []).append((l, int(k)))
     for f in range(num_frames):
-        ls = np.asarray(by_frame.get(f, []), np.int64)
+        lk = np.asarray(by_frame.get(f, []), np.int64).reshape(-1, 2)
+        ls, kps = lk[:, 0], lk[:, 1]
         if len(ls) == 0:
             continue
         pc = Tcw[f].act(X[ls])
@@ -192,14 +199,11 @@ def build_map(frames: Sequence[TrainFrame] | Callable[[int], TrainFrame], num_fr
         m = cfg.border_px + p
         inside = (pc[:, 2] > 0) & (uv[:, 0] >= m) & (uv[:, 1] >= m) & (uv[:, 0] <= camera.width - 1 - m) & (
             uv[:, 1] <= camera.height - 1 - m)  # fmt: skip
-        ls, uv = ls[inside], uv[inside]
+        ls, kps, uv = ls[inside], kps[inside], uv[inside]
         if len(ls) == 0:
             continue
-        size = None
-        if dense[f].sizes is not None:  # scale-dependent descriptor: the observed keypoint's size
-            kp_idx = {int(l): int(k) for l in ls for fr, k in zip(tracks[l].frames, tracks[l].keypoints, strict=True)
-                      if fr == f}  # fmt: skip
-            size = np.array([dense[f].sizes[kp_idx[int(l)]] for l in ls], np.float64)
+        # scale-dependent descriptors (SIFT) are sampled at the observed keypoint's size
+        size = None if dense[f].sizes is None else dense[f].sizes[kps].astype(np.float64)
         pix = (uv[:, None, :] + offs[None]).reshape(-1, 2)
         desc = dense[f].sample(pix, None if size is None else np.repeat(size, len(offs)))
         desc = desc.reshape(len(ls), len(offs), -1)
@@ -283,7 +287,7 @@ def build_map(frames: Sequence[TrainFrame] | Callable[[int], TrainFrame], num_fr
     vocabulary = None
     if netvlad is None:
         vocabulary = VladVocabulary.fit([f.descriptors for f in feats], k=cfg.vocabulary, seed=cfg.seed)
-        frame_global = np.stack([vocabulary.encode(f.descriptors) for f in feats])
+        frame_global = np.stack([global_descriptor(None, d, vocabulary, None) for d in dense])
     else:
         frame_global = np.stack(images_for_global)
 

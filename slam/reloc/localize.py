@@ -32,6 +32,7 @@ from perception.features.matching import match_mutual_nn
 from perception.features.vlad import VladVocabulary
 from perception.geometry import SE3
 from slam.pnp import pnp_ransac
+from slam.reloc.build import depth_at, global_descriptor
 from slam.reloc.favor_map import FavorMap
 from slam.reloc.voxels import render
 
@@ -121,11 +122,7 @@ class Relocalizer:
 
     def retrieve(self, image: np.ndarray, dense: DenseImage) -> np.ndarray:
         """Training frames ranked by global-descriptor similarity (best first), ``retrieval_top_k`` of them."""
-        if self.netvlad is not None:
-            g = self.netvlad(image)
-        else:
-            g = self.vocabulary.encode(dense.features.descriptors)
-        sim = self.map.frame_global @ g
+        sim = self.map.frame_global @ global_descriptor(image, dense, self.vocabulary, self.netvlad)
         return np.argsort(-sim, kind="stable")[: self.cfg.retrieval_top_k]
 
     def prior(self, dense: DenseImage, retrieved: np.ndarray) -> tuple[SE3, bool, int, int]:
@@ -192,10 +189,7 @@ class Relocalizer:
             m = match_mutual_nn(dense.features.descriptors, td.features.descriptors, ratio=1.0,
                                 min_score=self.cfg.match_min_cosine)  # fmt: skip
             kp = td.features.keypoints[m.idx1].astype(np.float64)
-            px = np.round(kp).astype(int)
-            px[:, 0] = px[:, 0].clip(0, depth.shape[1] - 1)
-            px[:, 1] = px[:, 1].clip(0, depth.shape[0] - 1)
-            z = depth[px[:, 1], px[:, 0]]
+            z = depth_at(depth, kp)
             ok = np.isfinite(z) & (z > 0)
             p_cam = cam.unproject(kp[ok]) * z[ok, None]
             X_all.append(self.frame_T[int(i)].act(p_cam) if ok.sum() else np.zeros((0, 3)))

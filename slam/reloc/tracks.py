@@ -19,7 +19,7 @@ import numpy as np
 from perception.camera import CameraModel
 from perception.features.matching import match_mutual_nn
 from perception.features.types import Features
-from perception.geometry import SE3, triangulate
+from perception.geometry import SE3, essential_from_pose, sampson_distance, triangulate
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +58,6 @@ def frame_pairs(T_world_cam: SE3, sequence: np.ndarray, neighbours: int = 5, max
     return sorted(pairs)
 
 
-def _essential(T0: SE3, T1: SE3) -> np.ndarray:
-    T10 = T1.inverse() @ T0  # camera 0 -> camera 1
-    t = T10.t
-    tx = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
-    return tx @ T10.R
-
-
-def sampson_px(F: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
-    """Sampson distance of correspondences ``x0 -> x1`` under ``x1^T F x0 = 0`` (in the units of ``x``)."""
-    h0 = np.c_[x0, np.ones(len(x0))]
-    h1 = np.c_[x1, np.ones(len(x1))]
-    Fx0 = h0 @ F.T
-    Ftx1 = h1 @ F
-    num = np.sum(h1 * Fx0, axis=1)
-    den = Fx0[:, 0] ** 2 + Fx0[:, 1] ** 2 + Ftx1[:, 0] ** 2 + Ftx1[:, 1] ** 2
-    return np.abs(num) / np.sqrt(np.maximum(den, 1e-18))
-
-
 def match_pair(f0: Features, f1: Features, camera: CameraModel, T0: SE3, T1: SE3, min_cosine: float = 0.7,
                ratio: float = 0.95, epipolar_px: float = 2.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Indices ``(i0, i1)`` of mutual-NN matches consistent with the known relative pose."""
@@ -85,7 +67,8 @@ def match_pair(f0: Features, f1: Features, camera: CameraModel, T0: SE3, T1: SE3
     x0 = camera.unproject(f0.keypoints[m.idx0].astype(np.float64))[:, :2]  # normalised, undistorted
     x1 = camera.unproject(f1.keypoints[m.idx1].astype(np.float64))[:, :2]
     focal = float(np.mean(np.diag(camera.K)[:2]))
-    ok = sampson_px(_essential(T0, T1), x0, x1) * focal < epipolar_px
+    T10 = T1.inverse() @ T0  # camera 0 -> camera 1
+    ok = np.abs(sampson_distance(essential_from_pose(T10.R, T10.t), x0, x1)) * focal < epipolar_px
     return m.idx0[ok], m.idx1[ok]
 
 
