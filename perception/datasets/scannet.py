@@ -49,6 +49,7 @@ __all__ = [
     "read_label_map",
     "read_mesh_ply",
     "write_label_map",
+    "write_ply",
     "write_scene",
     "write_split",
 ]
@@ -168,7 +169,8 @@ def read_mesh_ply(path: str | os.PathLike, what: str = "mesh") -> tuple[np.ndarr
     return vertex, faces
 
 
-def _write_ply(path: Path, vertex: np.ndarray, faces: np.ndarray) -> Path:
+def write_ply(path: str | os.PathLike, vertex: np.ndarray, faces: np.ndarray) -> Path:
+    """A binary little-endian PLY (atomically) of a structured vertex array and triangles (F, 3) (may be empty)."""
     from plyfile import PlyData, PlyElement
 
     fs = np.zeros(faces.shape[0], dtype=[("vertex_indices", "<i4", (3,))])
@@ -264,7 +266,7 @@ def write_scene(
     v["red"], v["green"], v["blue"] = rgb[:, 0], rgb[:, 1], rgb[:, 2]
     v["alpha"] = 255
     folder = Path(root) / ("scans_test" if test else "scans") / scene_id
-    _write_ply(folder / f"{scene_id}_vh_clean_2.ply", v, faces)
+    write_ply(folder / f"{scene_id}_vh_clean_2.ply", v, faces)
     if nyu40 is not None:
         nyu40 = np.asarray(nyu40)
         if (
@@ -280,7 +282,7 @@ def write_scene(
         for name, _ in fields:
             lv[name] = v[name]
         lv["label"] = nyu40
-        _write_ply(folder / f"{scene_id}_vh_clean_2.labels.ply", lv, faces)
+        write_ply(folder / f"{scene_id}_vh_clean_2.labels.ply", lv, faces)
     return folder
 
 
