@@ -74,6 +74,26 @@ COMMANDS: tuple[Command, ...] = (
         "Simulate labelled indoor point clouds (procedural rooms, NYU40 ids) in the ScanNet v2 layout.",
     ),
     Command(
+        "pointseg train",
+        "apps.pointseg:PointsegTrainConfig:run_train",
+        "Train weakly-supervised point-cloud segmentation (CPCM or the sparse-label baseline) on ScanNet-layout data.",
+    ),
+    Command(
+        "pointseg eval",
+        "apps.pointseg:PointsegEvalConfig:run_eval",
+        "Evaluate a pointseg checkpoint on full point clouds (per-class IoU, mIoU, overall accuracy).",
+    ),
+    Command(
+        "pointseg compare",
+        "apps.pointseg:PointsegCompareConfig:run_compare",
+        "CPCM vs the sparse-label baseline over seeds, with the full-label upper bound (mIoU table as JSON).",
+    ),
+    Command(
+        "eval scannet",
+        "apps.pointseg:EvalScanNetConfig:run_eval_scannet",
+        "ScanNet segmentation metrics of a checkpoint (20 classes, per-class IoU, mIoU) as JSON.",
+    ),
+    Command(
         "sim egohumans",
         "apps.sim:SimEgohumansConfig:run_egohumans",
         "Simulate a subject seen by unsynchronised, uncalibrated cameras: 2D keypoints + EgoHumans-layout truth.",
