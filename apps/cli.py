@@ -74,6 +74,11 @@ COMMANDS: tuple[Command, ...] = (
         "Simulate labelled indoor point clouds (procedural rooms, NYU40 ids) in the ScanNet v2 layout.",
     ),
     Command(
+        "sim kitti-lidar",
+        "apps.sim:SimKittiLidarConfig:run_kitti_lidar",
+        "Simulate LiDAR sweeps of streets (cars, pedestrians, cyclists) in the KITTI object-detection layout.",
+    ),
+    Command(
         "pointseg train",
         "apps.pointseg:PointsegTrainConfig:run_train",
         "Train weakly-supervised point-cloud segmentation (CPCM or the sparse-label baseline) on ScanNet-layout data.",

@@ -5,6 +5,8 @@ test sequences from other heights, yaw offsets, distances and lighting); ``spars
 RGB-D sequence in the TUM RGB-D layout. Both read back with the same readers a user points at the real data.
 ``sparsepipe sim airground`` records a UGV (LIO, camera) and a UAV (VIO, camera) around an urban block as a ROS 2
 MCAP bag, with the rig file the air-ground pipeline reads and the ground truth its evaluation reads.
+``sparsepipe sim kitti-lidar`` ray-casts 32-beam LiDAR sweeps of streets with cars, pedestrians and cyclists in the
+KITTI object-detection layout (velodyne, calib, label_2, ImageSets), read back by the KITTI object reader.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from apps.config import CommonConfig, PipelineConfig, save_resolved_config
 from perception.sim.scenarios.airground import AirgroundConfig, make_airground
+from perception.sim.scenarios.kitti_lidar import KittiLidarSimConfig, make_kitti_lidar
 from perception.sim.scenarios.mocap import MocapSimConfig, make_mocap
 from perception.sim.scenarios.room import RoomConfig, make_room
 from perception.sim.scenarios.scannet import ScanNetSimConfig, make_scannet
@@ -123,6 +126,28 @@ def run_scannet(cfg: SimScanNetConfig) -> int:
     save_resolved_config(cfg, "sim scannet")
     print(f"wrote {cfg.rooms} rooms ({len(split['train'])} train / {len(split['val'])} val) in the ScanNet layout "
           f"to {cfg.out}")
+    return 0
+
+
+@dataclass
+class SimKittiLidarConfig(CommonConfig):
+    out: Path = Path("out/sim/kitti")
+    """Dataset root: training/{velodyne,calib,label_2}/, ImageSets/{train,val}.txt, gt/ (exact boxes, point ids)."""
+    frames: int = 300
+    scenario: KittiLidarSimConfig = field(default_factory=KittiLidarSimConfig)
+    """The LiDAR, the street, the objects per frame and the validation share (--frames wins)."""
+
+
+def run_kitti_lidar(cfg: SimKittiLidarConfig) -> int:
+    from dataclasses import replace
+
+    sc = replace(cfg.scenario, frames=cfg.frames)
+    progress, update = _progress("casting LiDAR sweeps")
+    with progress:
+        split = make_kitti_lidar(cfg.out, sc, seed=cfg.seed, progress=update)
+    save_resolved_config(cfg, "sim kitti-lidar")
+    print(f"wrote {cfg.frames} LiDAR frames ({len(split['train'])} train / {len(split['val'])} val) in the KITTI "
+          f"object layout to {cfg.out}")
     return 0
 
 
