@@ -45,8 +45,8 @@ from scipy.ndimage import uniform_filter
 
 from perception.datasets.scannet import CLASS_NAMES_20, IGNORE_LABEL
 from perception.errors import InputError
-from perception.fileio import atomic_path
 from perception.metrics.segmentation import confusion_matrix, iou_per_class, miou, overall_accuracy
+from perception.pointnets.checkpoint import read_checkpoint, restore_rng, rng_state, write_checkpoint
 from perception.pointnets.cpcm import js_divergence, ramp, region_mask, weak_labels
 from perception.pointnets.sparse import sparse_tensor
 from perception.pointnets.unet import ResUNet, ResUNetConfig
@@ -231,26 +231,19 @@ def _training_labels(clouds: list[Cloud], cfg: SegTrainConfig, seed: int) -> lis
 
 
 def _save(path: Path, model, opt, step: int, rng: np.random.Generator, cfg: SegTrainConfig, extra: dict) -> None:
-    state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-             "numpy_rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-             "config": asdict(cfg), "model_config": asdict(cfg.model), **extra}  # fmt: skip
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    write_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, **rng_state(rng),
+                            "config": asdict(cfg), "model_config": asdict(cfg.model), **extra})  # fmt: skip
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[ResUNet, dict]:
     """The network of a checkpoint (eval mode) and the checkpoint's other entries; one-line errors on bad files."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"pointseg: checkpoint {p} not found; train one with `sparsepipe pointseg train`")
+    state = read_checkpoint(path, "pointseg", ("model", "model_config", "config", "step"))
     try:
-        state = torch.load(p, map_location="cpu", weights_only=False)
         mc = state["model_config"]
-        cfg = ResUNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in mc.items()})
-        model = ResUNet(cfg)
+        model = ResUNet(ResUNetConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in mc.items()}))
         model.load_state_dict(state["model"])
-    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is the same user error
-        raise InputError(f"pointseg: {p} is not a readable pointseg checkpoint ({type(e).__name__}); retrain") from None
+    except (TypeError, ValueError, RuntimeError, KeyError) as e:
+        raise InputError(f"pointseg: {path} does not match the network ({type(e).__name__}); retrain") from None
     model.eval()
     return model, state
 
@@ -288,8 +281,7 @@ def train(clouds: list[Cloud], cfg: SegTrainConfig, out: str | os.PathLike, seed
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = int(state["step"])
-        rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng(rng, state)
         gen.set_state(state["mask_rng"])
         history = list(state.get("history", []))
         log.info("pointseg: resumed from %s at step %d", last, step)
