@@ -99,6 +99,16 @@ COMMANDS: tuple[Command, ...] = (
         "ScanNet segmentation metrics of a checkpoint (20 classes, per-class IoU, mIoU) as JSON.",
     ),
     Command(
+        "detect3d train",
+        "apps.detect3d:Detect3dTrainConfig:run_train",
+        "Train DSVT-P (sparse voxel transformer + CenterPoint head) for LiDAR 3D detection on KITTI-layout data.",
+    ),
+    Command(
+        "detect3d eval",
+        "apps.detect3d:Detect3dEvalConfig:run_eval",
+        "Evaluate a detect3d checkpoint: KITTI-style BEV/3D AP per class, KITTI result files.",
+    ),
+    Command(
         "sim egohumans",
         "apps.sim:SimEgohumansConfig:run_egohumans",
         "Simulate a subject seen by unsynchronised, uncalibrated cameras: 2D keypoints + EgoHumans-layout truth.",
