@@ -17,11 +17,12 @@ network and steps. ``labels="full"`` trains on every point (the upper bound); ``
 scene from ``label_seed`` as CPCM's fixed index files are.
 
 Voxel features are the colour of one point per voxel (``rgb / 255 - 0.5``, as upstream; the point is drawn at
-random, which is what ``sparse_quantize`` on shuffled points does); a voxel's label is that of a labelled point
-inside it (so no weak label is lost to quantisation). Optimiser: AdamW with poly decay (power 0.9, per step) by
-default -- it converges in the few hundred steps a CPU allows; ``optimizer="sgd"`` gives CPCM's SGD (momentum 0.9,
-dampening 0.1, lr 0.01, weight decay 1e-3). Checkpoints (model, optimiser, step, RNG states, config) are written
-atomically every ``checkpoint_every`` steps and at the end; :func:`train` resumes from ``last.pt`` when asked.
+random, which is what ``sparse_quantize`` on shuffled points does); a voxel's label is that point's label, or, when
+that point is unlabelled, the label of a labelled point inside the voxel (so no weak label is lost to
+quantisation). Optimiser: AdamW with poly decay (power 0.9, per step) by default -- it converges in the few hundred
+steps a CPU allows; ``optimizer="sgd"`` gives CPCM's SGD (momentum 0.9, dampening 0.1, lr 0.01, weight decay 1e-3).
+Checkpoints (model, optimiser, step, RNG states, config) are written atomically every ``checkpoint_every`` steps
+and at the end; :func:`train` resumes from ``last.pt`` when asked (with the same config).
 
 Evaluation (:func:`evaluate`) predicts every voxel of an un-augmented scene and hands each *point* the prediction of
 its voxel (inverse voxel map), so metrics are over the full point clouds: per-class IoU over ScanNet's 20 classes and
@@ -57,6 +58,7 @@ __all__ = ["Cloud", "SegEvalResult", "SegTrainConfig", "augment", "evaluate", "l
            "train", "voxelize"]  # fmt: skip
 
 NUM_CLASSES = len(CLASS_NAMES_20)
+_PAD = 16  # spatial shapes rounded up to a multiple of 16 (any U-Net with up to 4 downsamplings)
 
 
 @dataclass
@@ -191,10 +193,14 @@ class _Voxels:
 
 def _voxels(xyz: np.ndarray, rgb: np.ndarray, labels: np.ndarray, voxel_size: float, rng) -> _Voxels:
     coords, inv, rep = voxelize(xyz, voxel_size, rng)
-    vl = np.full(len(coords), -1, np.int64)
-    lab = np.where(labels == IGNORE_LABEL, -1, labels).astype(np.int64)
-    np.maximum.at(vl, inv, lab)
-    vl[vl < 0] = IGNORE_LABEL
+    vl = np.asarray(labels, dtype=np.int64)[rep].copy()  # the representative point's label, as sparse_quantize
+    unlabelled = vl == IGNORE_LABEL
+    if unlabelled.any():  # keep a weak label that is not the representative's (any labelled point of the voxel)
+        lab = np.where(labels == IGNORE_LABEL, -1, labels).astype(np.int64)
+        anyl = np.full(len(coords), -1, np.int64)
+        np.maximum.at(anyl, inv, lab)
+        take = unlabelled & (anyl >= 0)
+        vl[take] = anyl[take]
     feats = (np.asarray(rgb, dtype=np.float32)[rep] / 255.0 - 0.5).astype(np.float32)
     return _Voxels(coords, feats, vl, inv, rep)
 
@@ -202,7 +208,7 @@ def _voxels(xyz: np.ndarray, rgb: np.ndarray, labels: np.ndarray, voxel_size: fl
 def _batch(vox: list[_Voxels], device="cpu"):
     """One sparse tensor for several scenes (batch index first) + concatenated labels and per-scene offsets."""
     coords = np.concatenate([np.column_stack([np.full(len(v.coords), b), v.coords]) for b, v in enumerate(vox)])
-    shape = coords[:, 1:].max(0) + 1
+    shape = -(-(coords[:, 1:].max(0) + 1) // _PAD) * _PAD  # see ResUNet.stride (padded there too)
     feats = torch.from_numpy(np.concatenate([v.feats for v in vox]))
     x = sparse_tensor(feats.to(device), torch.from_numpy(coords), shape, batch_size=len(vox))
     labels = torch.from_numpy(np.concatenate([v.labels for v in vox]))
@@ -274,7 +280,7 @@ def train(clouds: list[Cloud], cfg: SegTrainConfig, out: str | os.PathLike, seed
         _, state = load_checkpoint(last)
         was = state["config"]
         now = asdict(cfg)
-        differ = [k for k in ("method", "labels", "label_seed", "voxel_size", "optimizer", "model") if was[k] != now[k]]
+        differ = [k for k in now if k not in ("checkpoint_every", "threads") and was.get(k) != now[k]]
         if differ or state.get("seed") != seed:
             raise InputError(f"pointseg: {last} was trained with other settings ({', '.join(differ) or 'seed'}); "
                              "resume with the same config (its config.yaml) or use another --out")  # fmt: skip

@@ -114,7 +114,17 @@ class ResUNet(nn.Module):
             cin = dec[j]
         self.head = nn.Linear(cin, cfg.num_classes)
 
+    @property
+    def stride(self) -> int:
+        """Total downsampling: spatial shapes are padded to a multiple of it (a stride-2, k = 2 conv over an odd
+        extent has no output site for the last layer, whose voxels would lose all deeper context)."""
+        return 2 ** len(self.cfg.decoder)
+
     def forward(self, x: SparseConvTensor) -> torch.Tensor:
+        f = self.stride
+        shape = [-(-int(s) // f) * f for s in x.spatial_shape]
+        if shape != [int(s) for s in x.spatial_shape]:
+            x = SparseConvTensor(x.features, x.indices, shape, x.batch_size)
         y = self.stem(x)
         y = _features(y, torch.relu(self.stem_bn(y.features)))
         skips = [y]

@@ -53,6 +53,12 @@ def test_unet_output_follows_the_input_voxel_order() -> None:
         out_p = net(sparse_tensor(feats[perm], coords[perm], (24, 24, 24)))
     assert out.shape == (len(coords), 5)
     torch.testing.assert_close(out_p, out[perm], rtol=1e-4, atol=1e-5)
+    # an odd extent: the last voxel layer keeps its deep context (the shape is padded to the total stride)
+    edge = np.array([[0, 0, 0], [4, 1, 1], [3, 1, 1]])
+    with torch.no_grad():
+        a = net(sparse_tensor(torch.ones(3, 3), edge, (5, 2, 2)))
+        b = net(sparse_tensor(torch.ones(3, 3), edge, (8, 4, 4)))
+    torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="len\\(decoder\\)"):
         ResUNet(ResUNetConfig(encoder=(8, 16, 32), decoder=(16,)))
     big = ResUNetConfig.res16unet34c()
@@ -72,6 +78,9 @@ def test_voxelize_maps_every_point_to_its_voxel_and_keeps_weak_labels() -> None:
     v = _voxels(xyz, rng.integers(0, 255, (5000, 3)), labels, 0.1, rng)
     assert set(np.flatnonzero(v.labels == 3)) == set(v.inverse[labels == 3])  # no weak label lost to quantisation
     assert np.all(v.labels[v.labels != 3] == IGNORE_LABEL)
+    full = rng.integers(0, 20, len(xyz))
+    v = _voxels(xyz, rng.integers(0, 255, (5000, 3)), full, 0.1, rng)
+    assert np.array_equal(v.labels, full[v.rep])  # full labels: the representative point's, not the largest id
 
 
 def test_augment_is_a_similarity_without_elastic_distortion() -> None:
