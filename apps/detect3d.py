@@ -74,7 +74,8 @@ class Detect3dTrainConfig(CommonConfig):
 def run_train(cfg: Detect3dTrainConfig) -> int:
     cfg.train.validate()
     classes = tuple(cfg.train.classes)
-    frames = load_frames(cfg.root, cfg.split, classes, cfg.train.fov_only, cfg.train.image_size)
+    frames = load_frames(cfg.root, cfg.split, classes, cfg.train.fov_only, cfg.train.image_size,
+                         cfg.train.model.point_cloud_range)  # fmt: skip
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config(cfg, "detect3d train")
@@ -89,7 +90,8 @@ def run_train(cfg: Detect3dTrainConfig) -> int:
     print(f"trained DSVT-P for {cfg.train.steps} steps on {len(frames)} frames -> {out / 'last.pt'}")
     if not cfg.eval:
         return 0
-    val = load_frames(cfg.root, cfg.val_split, classes, cfg.train.fov_only, cfg.train.image_size)
+    val = load_frames(cfg.root, cfg.val_split, classes, cfg.train.fov_only, cfg.train.image_size,
+                      cfg.train.model.point_cloud_range)  # fmt: skip
     result = _evaluate_and_write(model, val, cfg.train, out, out / "metrics.json", {"split": cfg.val_split})
     print(f"{cfg.val_split}: {_summary(result)}")
     return 0
@@ -118,7 +120,8 @@ def run_eval(cfg: Detect3dEvalConfig) -> int:
     train_cfg = DetTrainConfig(classes=tuple(tc["classes"]), fov_only=tc["fov_only"], model=model.cfg,
                                image_size=tuple(tc["image_size"]), nms_iou=tc["nms_iou"],
                                max_detections=tc["max_detections"], score_threshold=threshold)  # fmt: skip
-    frames = load_frames(cfg.root, cfg.split, train_cfg.classes, train_cfg.fov_only, train_cfg.image_size)
+    frames = load_frames(cfg.root, cfg.split, train_cfg.classes, train_cfg.fov_only, train_cfg.image_size,
+                         model.cfg.point_cloud_range)  # fmt: skip
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config(cfg, "detect3d eval")

@@ -3,7 +3,9 @@
 
 - Frames (:func:`load_frames`): points ``x y z intensity`` of ``velodyne/``, cropped to camera 2's field of view
   (``fov_only``, as OpenPCDet does for KITTI, whose labels exist only there), and the LiDAR boxes of the trained
-  classes from ``label_2`` + ``calib``; ``DontCare`` entries with a 3D extent become ignore regions.
+  classes from ``label_2`` + ``calib``; ``DontCare`` entries with a 3D extent and objects outside the detection
+  range become ignore regions, and Van / Person_sitting boxes are kept for the evaluation's neighbour-class rule.
+  Training targets are the boxes whose centre lies in the range after augmentation.
 - Augmentation (upstream's KITTI recipe minus ground-truth sampling): mirror about the x axis, rotation about z
   within +-pi/4, scaling 0.95-1.05, applied to points and boxes together.
 - Training (:func:`train`): AdamW with the one-cycle schedule (``adam_onecycle`` upstream: peak lr 3e-3, weight
@@ -35,7 +37,7 @@ import torch
 
 from perception.datasets.kitti_object import KittiObject, labels_to_lidar_boxes, lidar_boxes_to_labels, write_labels
 from perception.errors import InputError
-from perception.metrics.detection import DetectionEval, evaluate_detection
+from perception.metrics.detection import DEFAULT_IGNORE_CLASSES, DetectionEval, evaluate_detection
 from perception.pointnets.boxes import nms_bev
 from perception.pointnets.checkpoint import read_checkpoint, restore_rng, rng_state, write_checkpoint
 from perception.pointnets.dsvt import DSVTConfig, DSVTDetector
@@ -43,7 +45,7 @@ from perception.pointnets.dsvt import DSVTConfig, DSVTDetector
 log = logging.getLogger(__name__)
 
 __all__ = ["DetFrame", "DetTrainConfig", "augment_frame", "cpu_model_config", "detect", "evaluate",
-           "fov_mask", "load_checkpoint", "load_frames", "train", "write_kitti_results"]  # fmt: skip
+           "fov_mask", "in_range", "load_checkpoint", "load_frames", "train", "write_kitti_results"]  # fmt: skip
 
 
 def cpu_model_config() -> DSVTConfig:
@@ -58,8 +60,11 @@ class DetFrame:
     points: np.ndarray  # (N, 4) float32 x y z intensity, LiDAR frame
     boxes: np.ndarray  # (K, 7) x y z l w h yaw
     labels: np.ndarray  # (K,) class index into the config's classes
-    dontcare: np.ndarray  # (D, 7) ignore regions
+    dontcare: np.ndarray  # (D, 7) ignore regions: DontCare with a 3D extent, objects outside the detection range
     calib: object = None
+    other_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 7), np.float32))
+    """Boxes of the neighbouring classes KITTI's evaluation ignores (Van for Car, Person_sitting for Pedestrian)."""
+    other_names: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -103,9 +108,18 @@ def fov_mask(points: np.ndarray, calib, image_size: tuple[int, int]) -> np.ndarr
         return (depth > 0.1) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
 
 
+def in_range(boxes: np.ndarray, point_cloud_range) -> np.ndarray:
+    """Boxes whose centre lies in the detector's x / y range (OpenPCDet's ``mask_boxes_outside_range``)."""
+    r = point_cloud_range
+    b = np.asarray(boxes).reshape(-1, 7)
+    return (b[:, 0] >= r[0]) & (b[:, 0] < r[3]) & (b[:, 1] >= r[1]) & (b[:, 1] < r[4])
+
+
 def load_frames(root: str | os.PathLike, image_set: str | None, classes: tuple[str, ...], fov_only: bool = True,
-                image_size: tuple[int, int] = (1242, 375)) -> list[DetFrame]:  # fmt: skip
-    """Frames of ``ImageSets/<image_set>.txt`` (all scans when None) with the boxes of ``classes``."""
+                image_size: tuple[int, int] = (1242, 375), point_cloud_range=None) -> list[DetFrame]:  # fmt: skip
+    """Frames of ``ImageSets/<image_set>.txt`` (all scans when None) with the boxes of ``classes``; with
+    ``point_cloud_range``, objects whose centre lies outside it become ignore regions (the detector cannot see
+    them), as do ``DontCare`` entries with a 3D extent."""
     ds = KittiObject(root)
     names = ds.frames(image_set)
     if not names:
@@ -125,11 +139,14 @@ def load_frames(root: str | os.PathLike, image_set: str | None, classes: tuple[s
             pts = pts[fov_mask(pts, calib, size)]
         boxes, types = labels_to_lidar_boxes(ds.load_labels(name), calib, skip_dontcare=False)
         types = np.array(types, dtype=object)
-        keep = np.isin(types, list(classes))
-        dc = (types == "DontCare") & (boxes[:, 3:6] > 0).all(1) if len(types) else np.zeros(0, bool)
+        inside = in_range(boxes, point_cloud_range) if point_cloud_range is not None else np.ones(len(types), bool)
+        keep = np.isin(types, list(classes)) & inside
+        dc = ((types == "DontCare") & (boxes[:, 3:6] > 0).all(1)) | (np.isin(types, list(classes)) & ~inside)
+        other = np.isin(types, [n for c in classes for n in DEFAULT_IGNORE_CLASSES.get(c, ())]) & inside
         labels = np.array([classes.index(t) for t in types[keep]], dtype=np.int64)
         out.append(DetFrame(name, pts.astype(np.float32), boxes[keep].astype(np.float32), labels,
-                            boxes[dc].astype(np.float32), calib))  # fmt: skip
+                            boxes[dc].astype(np.float32), calib, boxes[other].astype(np.float32),
+                            list(types[other])))  # fmt: skip
     return out
 
 
@@ -195,7 +212,8 @@ def train(frames: list[DetFrame], cfg: DetTrainConfig, out: str | os.PathLike, s
     if resume and last.is_file():
         state = read_checkpoint(last, "detect3d", ("model", "optimizer", "scheduler", "step", "config"))
         was, now = state["config"], asdict(cfg)
-        differ = [k for k in ("classes", "lr", "steps", "batch_size", "model") if was[k] != now[k]]
+        inference = ("checkpoint_every", "threads", "score_threshold", "nms_iou", "max_detections")
+        differ = [k for k in now if k not in inference and was.get(k) != now[k]]
         if differ or state.get("seed") != seed:
             raise InputError(f"detect3d: {last} was trained with other settings ({', '.join(differ) or 'seed'}); "
                              "resume with the same config (its config.yaml) or use another --out")  # fmt: skip
@@ -214,9 +232,10 @@ def train(frames: list[DetFrame], cfg: DetTrainConfig, out: str | os.PathLike, s
         for i in pick:
             f = frames[i]
             p, b = augment_frame(f.points, f.boxes, rng) if cfg.augment else (f.points, f.boxes)
+            seen = in_range(b, cfg.model.point_cloud_range)  # no targets the detector cannot see
             pts.append(torch.from_numpy(np.ascontiguousarray(p)))
-            gtb.append(torch.from_numpy(np.ascontiguousarray(b)))
-            gtl.append(torch.from_numpy(f.labels))
+            gtb.append(torch.from_numpy(np.ascontiguousarray(b[seen])))
+            gtl.append(torch.from_numpy(f.labels[seen]))
         outputs = model(pts)
         loss, parts = model.loss(outputs, gtb, gtl)
         opt.zero_grad(set_to_none=True)
@@ -300,8 +319,8 @@ def score(frames: list[DetFrame], dets: list[tuple[np.ndarray, np.ndarray, np.nd
           classes: tuple[str, ...]) -> DetEvalResult:  # fmt: skip
     """KITTI-style AP of per-frame detections ``(boxes, scores, class indices)`` against the frames' labels."""
     names = np.array(classes, dtype=object)
-    gt_b = [f.boxes for f in frames]
-    gt_n = [list(names[f.labels]) for f in frames]
+    gt_b = [np.concatenate([f.boxes, f.other_boxes]) for f in frames]
+    gt_n = [list(names[f.labels]) + list(f.other_names) for f in frames]
     dt_b = [d[0] for d in dets]
     dt_s = [d[1] for d in dets]
     dt_n = [list(names[d[2]]) for d in dets]
