@@ -118,6 +118,7 @@ def test_cli_train_eval_and_bad_inputs(kitti, tmp_path) -> None:
     assert main(["detect3d", "eval", "--root", str(kitti), "--ckpt", str(run / "last.pt"), "--out", str(out),
                  "--json", str(tmp_path / "m.json")]) == 0  # fmt: skip
     m = json.loads((tmp_path / "m.json").read_text())
+    assert (out / "run.rrd").stat().st_size > 10_000  # points and boxes of every frame
     assert m["step"] == 2 and set(m["bev_iou0.5"]["ap_r40"]) == set(CLASSES)
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
@@ -172,3 +173,29 @@ def test_out_of_range_objects_and_vans_are_ignored_not_counted(kitti, tmp_path) 
     dets[k] = (np.concatenate([b, van.other_boxes]), np.concatenate([s, [2.0]]), np.concatenate([lab, [0]]))
     r = score(full, dets, CLASSES)
     assert r.bev.ap_r40["Car"] == pytest.approx(1.0) and r.bev.per_class["Car"].num_ignored_dt >= 1
+
+
+def test_ground_truth_sampling_pastes_objects_that_collide_with_nothing(kitti) -> None:
+    from perception.pointnets.boxes import bev_iou
+    from perception.pointnets.detect3d import GtDatabase
+
+    frames = load_frames(kitti, None, CLASSES)
+    db = GtDatabase.build(frames, 5)
+    assert len(db.boxes) > 0 and all(len(q) >= 5 for q in db.points)
+    for box, q in zip(db.boxes, db.points, strict=True):
+        assert (points_box_index(q[:, :3], box[None]) == 0).all()
+    f = frames[0]
+    p, b, lab = db.paste(0, f.points, f.boxes, f.labels, (15, 10, 10), np.random.default_rng(0))
+    added = len(b) - len(f.boxes)
+    assert added > 0 and np.array_equal(b[: len(f.boxes)], f.boxes) and len(lab) == len(b)
+    iou = bev_iou(b, b)
+    np.fill_diagonal(iou, 0)
+    assert iou.max() <= 0  # no pasted box overlaps another box
+    new = b[len(f.boxes) :]
+    owner = points_box_index(p[:, :3], new)
+    src = [db.points[k] for k in range(len(db.boxes))]
+    for k in range(added):  # each pasted box holds exactly the points of its database object
+        match = [s for s in src if len(s) == int(np.sum(owner == k)) and np.allclose(
+            np.sort(s[:, 0]), np.sort(p[owner == k, 0]))]  # fmt: skip
+        assert match
+    assert np.array_equal(db.paste(0, f.points, f.boxes, f.labels, (0, 0, 0), np.random.default_rng(0))[0], f.points)
