@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apps.config import CommonConfig, save_resolved_config
+from apps.config import CommonConfig, PipelineConfig, save_resolved_config
 from perception.fileio import atomic_write_json
 from perception.pointnets.detect3d import (
     DetEvalResult,
@@ -98,9 +98,10 @@ def run_train(cfg: Detect3dTrainConfig) -> int:
 
 
 @dataclass
-class Detect3dEvalConfig(CommonConfig):
+class Detect3dEvalConfig(PipelineConfig):
     out: Path = Path("out/detect3d/eval")
-    """Folder: pred/ (KITTI result files), metrics.json, config.yaml."""
+    """Folder: pred/ (KITTI result files), metrics.json, config.yaml, run.rrd (points, ground-truth and detected
+    boxes, one time step per frame)."""
     root: Path = Path("out/sim/kitti")
     """Dataset root in the KITTI object layout."""
     ckpt: Path = Path("out/detect3d/last.pt")
@@ -111,6 +112,26 @@ class Detect3dEvalConfig(CommonConfig):
     """Metrics file (default OUT/metrics.json)."""
     score_threshold: float | None = None
     """Override the checkpoint's detection score threshold."""
+
+
+def _log_rrd(cfg: Detect3dEvalConfig, frames, result: DetEvalResult, classes: tuple[str, ...]) -> None:
+    import numpy as np
+
+    from apps.viz import blueprint_for, parse_rerun_spec, recording
+    from apps.viz.log import log_boxes3d, log_points, log_world, set_time
+
+    spec = parse_rerun_spec(cfg.rerun, Path(cfg.out))
+    with recording("sparsepipe-detect3d", spec, blueprint_for("detect3d", cameras=[])) as rec:
+        log_world(rec, "world", up="+z")
+        for k, (f, (boxes, scores, labels)) in enumerate(zip(frames, result.detections, strict=True)):
+            set_time(rec, frame=k)
+            shade = (np.clip(f.points[:, 3:4], 0, 1) * 200 + 55).astype(np.uint8).repeat(3, 1)
+            log_points(rec, "world/points", f.points[:, :3], colors=shade, radii=0.03)
+            log_boxes3d(rec, "world/gt", f.boxes[:, :3], f.boxes[:, 3:6], f.boxes[:, 6],
+                        [classes[c] for c in f.labels], colors=np.tile([[0, 200, 0]], (len(f.boxes), 1)))  # fmt: skip
+            log_boxes3d(rec, "world/pred", boxes[:, :3], boxes[:, 3:6], boxes[:, 6],
+                        [f"{classes[c]} {s:.2f}" for c, s in zip(labels, scores, strict=True)],
+                        colors=np.tile([[230, 60, 40]], (len(boxes), 1)))  # fmt: skip
 
 
 def run_eval(cfg: Detect3dEvalConfig) -> int:
@@ -128,6 +149,7 @@ def run_eval(cfg: Detect3dEvalConfig) -> int:
     path = Path(cfg.json) if cfg.json is not None else out / "metrics.json"
     extra = {"checkpoint": str(cfg.ckpt), "split": cfg.split, "step": int(state["step"])}
     result = _evaluate_and_write(model, frames, train_cfg, out, path, extra)
+    _log_rrd(cfg, frames, result, train_cfg.classes)
     print(json.dumps({"bev_iou0.5_ap_r40": result.to_json()["bev_iou0.5"]["ap_r40"],
                       "bev_ap_r40": result.to_json()["bev"]["ap_r40"]}))  # fmt: skip
     return 0

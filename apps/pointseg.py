@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from apps.config import CommonConfig, save_resolved_config
+from apps.config import CommonConfig, PipelineConfig, save_resolved_config
 from perception.datasets.scannet import VALID_CLASS_IDS, ScanNet, write_ply
 from perception.errors import InputError
 from perception.fileio import atomic_write_json
@@ -32,7 +32,6 @@ from perception.pointnets.segmentation import (
     SegTrainConfig,
     evaluate,
     load_checkpoint,
-    predict,
     train,
 )
 
@@ -105,9 +104,10 @@ def run_train(cfg: PointsegTrainConfig) -> int:
 
 
 @dataclass
-class PointsegEvalConfig(CommonConfig):
+class PointsegEvalConfig(PipelineConfig):
     out: Path = Path("out/pointseg/eval")
-    """Folder for config.yaml (and pred/ with --write-ply)."""
+    """Folder: metrics.json, config.yaml, run.rrd (prediction beside ground truth, one time step per scene) and
+    pred/ with --write-ply."""
     root: Path = Path("out/sim/scannet")
     """Dataset root in the ScanNet v2 layout."""
     ckpt: Path = Path("out/pointseg/last.pt")
@@ -129,6 +129,21 @@ def _write_prediction(path: Path, cloud: Cloud, pred: np.ndarray) -> None:
     write_ply(path, v, np.zeros((0, 3), np.int64))
 
 
+def _log_rrd(cfg: PointsegEvalConfig, clouds: list[Cloud], predictions: list[np.ndarray]) -> None:
+    from apps.viz import blueprint_for, parse_rerun_spec, recording
+    from apps.viz.log import log_segmentation, log_world, set_time
+    from perception.datasets.scannet import CLASS_NAMES_20, IGNORE_LABEL
+
+    spec = parse_rerun_spec(cfg.rerun, Path(cfg.out))
+    with recording("sparsepipe-pointseg", spec, blueprint_for("pointseg")) as rec:
+        log_world(rec, "world", up="+z")
+        for k, (c, pred) in enumerate(zip(clouds, predictions, strict=True)):
+            set_time(rec, frame=k)
+            log_segmentation(rec, "world/pred", pred, CLASS_NAMES_20, xyz=c.xyz, radii=0.015)
+            log_segmentation(rec, "world/gt", c.labels, CLASS_NAMES_20, xyz=c.xyz, radii=0.015,
+                             ignore_label=IGNORE_LABEL)  # fmt: skip
+
+
 def run_eval(cfg: PointsegEvalConfig, command: str = "pointseg eval") -> int:
     model, state = load_checkpoint(cfg.ckpt)
     voxel = float(state["config"]["voxel_size"])
@@ -140,8 +155,9 @@ def run_eval(cfg: PointsegEvalConfig, command: str = "pointseg eval") -> int:
         task = bar.add_task("evaluating", total=len(clouds), info="")
         result: SegEvalResult = evaluate(model, clouds, voxel, lambda k, n: bar.update(task, completed=k))
     if cfg.write_ply:
-        for c in clouds:
-            _write_prediction(out / "pred" / f"{c.name}.ply", c, predict(model, c.xyz, c.rgb, voxel))
+        for c, pred in zip(clouds, result.predictions, strict=True):
+            _write_prediction(out / "pred" / f"{c.name}.ply", c, pred)
+    _log_rrd(cfg, clouds, result.predictions)
     path = Path(cfg.json) if cfg.json is not None else out / "metrics.json"
     run = state["config"]
     payload = {"checkpoint": str(cfg.ckpt), "split": cfg.split, "step": int(state["step"]), "method": run["method"],
@@ -155,7 +171,7 @@ def run_eval(cfg: PointsegEvalConfig, command: str = "pointseg eval") -> int:
 @dataclass
 class EvalScanNetConfig(PointsegEvalConfig):
     out: Path = Path("out/eval/scannet")
-    """Folder for config.yaml (and pred/ with --write-ply)."""
+    """Folder: metrics.json, config.yaml, run.rrd and pred/ with --write-ply."""
 
 
 def run_eval_scannet(cfg: EvalScanNetConfig) -> int:

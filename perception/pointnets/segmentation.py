@@ -372,6 +372,8 @@ class SegEvalResult:
     scenes: int
     points: int
     confusion: np.ndarray
+    predictions: list[np.ndarray] = field(default_factory=list)
+    """Per-point train ids of every scene (in the order evaluated)."""
 
     def to_json(self) -> dict:
         return {"miou": self.miou, "overall_accuracy": self.overall_accuracy, "iou": self.iou, "scenes": self.scenes,
@@ -383,12 +385,14 @@ def evaluate(model: ResUNet, clouds: list[Cloud], voxel_size: float,
     """Confusion over the full point clouds (inverse voxel map), per-class IoU and mIoU."""
     conf = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     points = 0
+    preds = []
     for k, c in enumerate(clouds):
         pred = predict(model, c.xyz, c.rgb, voxel_size)
+        preds.append(pred)
         conf += confusion_matrix(pred, c.labels.astype(np.int64), NUM_CLASSES, IGNORE_LABEL)
         points += len(c.xyz)
         if progress is not None:
             progress(k + 1, len(clouds))
     iou = iou_per_class(conf)
     per = {CLASS_NAMES_20[i]: float(iou[i]) for i in range(NUM_CLASSES) if np.isfinite(iou[i])}
-    return SegEvalResult(miou(conf), overall_accuracy(conf), per, len(clouds), points, conf)
+    return SegEvalResult(miou(conf), overall_accuracy(conf), per, len(clouds), points, conf, preds)

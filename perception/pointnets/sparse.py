@@ -27,6 +27,8 @@ import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
+# spconv's modules call torch.fx's deprecated is_fx_tracing() in every forward; torch logs a warning about it
+logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
 
 __all__ = ["SparseConv3d", "SparseConvTensor", "SparseInverseConv3d", "SparseSequential", "SubMConv3d",
            "patch_spconv", "sparse_tensor", "to_dense"]  # fmt: skip

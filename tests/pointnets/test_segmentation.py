@@ -160,6 +160,7 @@ def test_cli_train_eval_and_bad_inputs(tmp_path) -> None:
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["miou"] == pytest.approx(metrics["miou"]) and m["step"] == 2 and m["method"] == "baseline"
     assert (out / "pred" / "scene0002_00.ply").is_file() and (out / "config.yaml").is_file()
+    assert (out / "run.rrd").stat().st_size > 10_000  # prediction and ground truth of every scene
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(InputError, match="not a readable pointseg checkpoint"):
