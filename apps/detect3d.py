@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from apps.config import CommonConfig, PipelineConfig, save_resolved_config
+from apps.progress import progress_bar
 from perception.fileio import atomic_write_json
 from perception.pointnets.detect3d import (
     DetEvalResult,
@@ -31,13 +32,6 @@ from perception.pointnets.detect3d import (
 log = logging.getLogger(__name__)
 
 
-def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=True)  # fmt: skip
-
-
 def _summary(result: DetEvalResult) -> str:
     ap = result.bev_at_05.ap_r40
     kitti = result.bev.ap_r40
@@ -46,7 +40,7 @@ def _summary(result: DetEvalResult) -> str:
 
 
 def _evaluate_and_write(model, frames, cfg: DetTrainConfig, out: Path, json_path: Path, extra: dict) -> DetEvalResult:
-    with _progress() as bar:
+    with progress_bar(info=True) as bar:
         task = bar.add_task("detecting", total=len(frames), info="")
         result = evaluate(model, frames, cfg, lambda k, n: bar.update(task, completed=k))
     write_kitti_results(out / "pred", frames, result.detections, tuple(cfg.classes), cfg.image_size)
@@ -79,7 +73,7 @@ def run_train(cfg: Detect3dTrainConfig) -> int:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config(cfg, "detect3d train")
-    with _progress() as bar:
+    with progress_bar(info=True) as bar:
         task = bar.add_task("training", total=cfg.train.steps, info="")
 
         def update(step: int, total: int, rec: dict) -> None:

@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 from apps.config import CommonConfig, PipelineConfig, save_resolved_config
+from apps.progress import progress_bar
 from perception.datasets.scannet import VALID_CLASS_IDS, ScanNet, write_ply
 from perception.errors import InputError
 from perception.fileio import atomic_write_json
@@ -36,13 +37,6 @@ from perception.pointnets.segmentation import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def _progress(description: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), TextColumn("{task.fields[info]}"), transient=True)  # fmt: skip
 
 
 def load_clouds(root: Path, split: str) -> list[Cloud]:
@@ -85,7 +79,7 @@ def run_train(cfg: PointsegTrainConfig) -> int:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config(cfg, "pointseg train")
-    with _progress("training") as bar:
+    with progress_bar(info=True) as bar:
         task = bar.add_task("training", total=cfg.train.steps, info="")
 
         def update(step: int, total: int, parts: dict) -> None:
@@ -151,7 +145,7 @@ def run_eval(cfg: PointsegEvalConfig, command: str = "pointseg eval") -> int:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     save_resolved_config(cfg, command)
-    with _progress("evaluating") as bar:
+    with progress_bar(info=True) as bar:
         task = bar.add_task("evaluating", total=len(clouds), info="")
         result: SegEvalResult = evaluate(model, clouds, voxel, lambda k, n: bar.update(task, completed=k))
     if cfg.write_ply:
@@ -224,7 +218,7 @@ def run_compare(cfg: PointsegCompareConfig) -> int:
         jobs.append(("full", replace(cfg.train, method="baseline", labels="full"), cfg.seeds[0]))
     args = [(cfg.root, "train", "val", c, s, out / f"{name}_seed{s}") for name, c, s in jobs]
     with (
-        _progress("training") as bar,
+        progress_bar(info=True) as bar,
         ProcessPoolExecutor(max(1, cfg.workers), mp_context=multiprocessing.get_context("spawn")) as pool,
     ):
         task = bar.add_task("runs", total=len(jobs), info="")

@@ -128,10 +128,9 @@ def _frames(ds: SevenScenes, split: str, stride: int):
 
 
 def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from apps.progress import progress_bar
 
-    progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), transient=True)  # fmt: skip
+    progress = progress_bar()
     tasks: dict[str, int] = {}
 
     def update(stage: str, done: int, total: int) -> None:

@@ -55,10 +55,9 @@ class SimAirgroundConfig(PipelineConfig):
 
 
 def _progress(description: str):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from apps.progress import progress_bar
 
-    progress = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                        TimeRemainingColumn(), transient=True)  # fmt: skip
+    progress = progress_bar()
     task = progress.add_task(description, total=None)
 
     def update(done: int, total: int) -> None:
