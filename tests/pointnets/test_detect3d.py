@@ -135,11 +135,12 @@ def test_cli_train_eval_and_bad_inputs(kitti, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_dsvt_detects_cars_on_simulated_kitti(tmp_path) -> None:
-    """Done-when: 300 simulated sweeps (225 train / 75 val), default CPU schedule: car BEV AP@0.5 (R40) >= 0.7."""
+    """Done-when: 300 simulated sweeps (225 train / 75 val), default schedule (1200 steps, ~8 min on 2 threads): car
+    BEV AP@0.5 (R40) >= 0.7 (measured 0.75 and 0.74 with seeds 0 and 1)."""
     root = tmp_path / "kitti"
     assert main(["sim", "kitti-lidar", "--out", str(root), "--frames", "300", "--seed", "0"]) == 0
     run = tmp_path / "run"
-    assert main(["detect3d", "train", "--root", str(root), "--out", str(run)]) == 0
+    assert main(["detect3d", "train", "--root", str(root), "--out", str(run), "--train.threads", "2"]) == 0
     m = json.loads((run / "metrics.json").read_text())
     assert m["bev_iou0.5"]["ap_r40"]["Car"] >= 0.7, m
     assert m["bev"]["ap_r40"]["Car"] >= 0.4, m  # KITTI's own 0.7 overlap
