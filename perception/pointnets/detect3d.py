@@ -339,8 +339,12 @@ def train(frames: list[DetFrame], cfg: DetTrainConfig, out: str | os.PathLike, s
 @torch.no_grad()
 def detect(model: DSVTDetector, points: np.ndarray, score_threshold: float = 0.1, nms_iou: float = 0.1,
            max_detections: int = 100) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """Boxes (K, 7), scores (K,) and class indices (K,) of one frame after class-wise rotated BEV NMS."""
+    """Boxes (K, 7), scores (K,) and class indices (K,) of one frame after class-wise rotated BEV NMS (none, with a
+    warning, for a frame without points in the detection range)."""
     pts = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))
+    if len(model.batch_points([pts])) == 0:  # nothing in range (an empty sweep): nothing to detect
+        log.warning("detect3d: a frame has no points in the detection range; no detections")
+        return np.zeros((0, 7)), np.zeros(0, np.float32), np.zeros(0, np.int64)
     ((boxes, scores, labels),) = model.predict([pts], score_threshold=score_threshold, top_k=4 * max_detections)
     boxes, scores, labels = boxes.numpy().astype(np.float64), scores.numpy(), labels.numpy()
     keep = []

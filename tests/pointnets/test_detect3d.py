@@ -200,3 +200,35 @@ def test_ground_truth_sampling_pastes_objects_that_collide_with_nothing(kitti) -
             np.sort(s[:, 0]), np.sort(p[owner == k, 0]))]  # fmt: skip
         assert match
     assert np.array_equal(db.paste(0, f.points, f.boxes, f.labels, (0, 0, 0), np.random.default_rng(0))[0], f.points)
+
+
+def test_bad_and_empty_inputs(kitti, tmp_path) -> None:
+    import shutil
+
+    from perception.pointnets.detect3d import detect
+
+    model = load_checkpoint_free_model()
+    boxes, scores, labels = detect(model, np.zeros((0, 4), np.float32))  # an empty frame: no detections, no error
+    assert boxes.shape == (0, 7) and len(scores) == len(labels) == 0
+    root = tmp_path / "k"
+    shutil.copytree(kitti, root)
+    ds = KittiObject(root)
+    name = ds.frames("train")[0]
+    scan = ds.path("velodyne", name)
+    scan.write_bytes(scan.read_bytes()[:-6])  # truncated
+    with pytest.raises(InputError, match=f"{name}.bin has .* not a multiple of 16"):
+        load_frames(root, "train", CLASSES)
+    assert main(["detect3d", "train", "--root", str(root), "--out", str(tmp_path / "r"), "--train.steps", "1"]) != 0
+    pts = np.fromfile(kitti / "training" / "velodyne" / f"{name}.bin", dtype="<f4").reshape(-1, 4).copy()
+    pts[3, 0] = np.nan
+    pts.tofile(scan)
+    with pytest.raises(InputError, match="NaN"):
+        load_frames(root, "train", CLASSES)
+
+
+def load_checkpoint_free_model():
+    from perception.pointnets.detect3d import cpu_model_config
+    from perception.pointnets.dsvt import DSVTDetector
+
+    torch.manual_seed(0)
+    return DSVTDetector(cpu_model_config()).eval()

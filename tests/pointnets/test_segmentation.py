@@ -190,3 +190,18 @@ def test_mask_settings_follow_cpcm_per_label_share() -> None:
     assert (SegTrainConfig(labels="0.001").mask_grid, SegTrainConfig(labels="0.001").mask_weight) == (4, 5.0)
     assert (SegTrainConfig(labels="0.0001").mask_grid, SegTrainConfig(labels="0.0001").mask_weight) == (8, 10.0)
     assert SegTrainConfig(labels="0.0001", grid=6, lambda_mask=2.0).mask_grid == 6
+
+
+def test_corrupt_or_missing_scenes_end_in_one_line_errors(tmp_path, capsys) -> None:
+    root = tmp_path / "data"
+    assert main(["sim", "scannet", "--out", str(root), "--rooms", "2", "--scenario.density", "20"]) == 0
+    ply = root / "scans" / "scene0000_00" / "scene0000_00_vh_clean_2.labels.ply"
+    ply.write_bytes(ply.read_bytes()[:200])  # truncated
+    capsys.readouterr()
+    assert main(["pointseg", "train", "--root", str(root), "--out", str(tmp_path / "r"), "--train.steps", "1"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "scene0000_00_vh_clean_2.labels.ply" in err[0], err
+    ply.unlink()
+    assert main(["pointseg", "train", "--root", str(root), "--out", str(tmp_path / "r"), "--train.steps", "1"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "labels.ply" in err[0], err
