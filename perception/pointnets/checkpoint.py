@@ -17,7 +17,7 @@ import torch
 from perception.errors import InputError
 from perception.fileio import atomic_path
 
-__all__ = ["read_checkpoint", "restore_rng", "rng_state", "write_checkpoint"]
+__all__ = ["read_checkpoint", "require_same_run", "restore_rng", "rng_state", "save_training_state", "write_checkpoint"]
 
 
 def rng_state(rng: np.random.Generator) -> dict:
@@ -53,3 +53,21 @@ def read_checkpoint(path: str | os.PathLike, command: str, required: tuple[str, 
     if missing:
         raise InputError(f"{command}: {p} is not a {command} checkpoint (no {', '.join(missing)}); retrain")
     return state
+
+
+def save_training_state(out: str | os.PathLike, state: dict, step: int, every: int) -> None:
+    """``out/last.pt`` (the resume point) and, when ``step`` is a multiple of ``every``, ``out/step_XXXXXX.pt``."""
+    write_checkpoint(Path(out) / "last.pt", state)
+    if step % every == 0:
+        write_checkpoint(Path(out) / f"step_{step:06d}.pt", state)
+
+
+def require_same_run(state: dict, config: dict, seed: int, path: str | os.PathLike, command: str,
+                     ignore: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Refuse to resume a checkpoint trained with another seed or other settings (``ignore``: keys that may change,
+    e.g. thread counts), with a one-line error naming the settings."""
+    was = state["config"]
+    differ = [k for k in config if k not in ignore and was.get(k) != config[k]]
+    if differ or state.get("seed") != seed:
+        raise InputError(f"{command}: {path} was trained with other settings ({', '.join(differ) or 'seed'}); "
+                         "resume with the same config (its config.yaml) or use another --out")  # fmt: skip

@@ -41,7 +41,13 @@ from perception.datasets.kitti_object import KittiObject, labels_to_lidar_boxes,
 from perception.errors import InputError
 from perception.metrics.detection import DEFAULT_IGNORE_CLASSES, DetectionEval, evaluate_detection
 from perception.pointnets.boxes import bev_iou, nms_bev, points_box_index
-from perception.pointnets.checkpoint import read_checkpoint, restore_rng, rng_state, write_checkpoint
+from perception.pointnets.checkpoint import (
+    read_checkpoint,
+    require_same_run,
+    restore_rng,
+    rng_state,
+    save_training_state,
+)
 from perception.pointnets.dsvt import DSVTConfig, DSVTDetector
 
 log = logging.getLogger(__name__)
@@ -275,12 +281,8 @@ def train(frames: list[DetFrame], cfg: DetTrainConfig, out: str | os.PathLike, s
     last = out / "last.pt"
     if resume and last.is_file():
         state = read_checkpoint(last, "detect3d", ("model", "optimizer", "scheduler", "step", "config"))
-        was, now = state["config"], asdict(cfg)
         inference = ("checkpoint_every", "threads", "score_threshold", "nms_iou", "max_detections")
-        differ = [k for k in now if k not in inference and was.get(k) != now[k]]
-        if differ or state.get("seed") != seed:
-            raise InputError(f"detect3d: {last} was trained with other settings ({', '.join(differ) or 'seed'}); "
-                             "resume with the same config (its config.yaml) or use another --out")  # fmt: skip
+        require_same_run(state, asdict(cfg), seed, last, "detect3d", inference)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -320,12 +322,10 @@ def train(frames: list[DetFrame], cfg: DetTrainConfig, out: str | os.PathLike, s
         if not np.isfinite(rec["loss"]):
             raise RuntimeError(f"detect3d train: loss became {rec['loss']} at step {step}; lower --train.lr")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            state = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                     "step": step, **rng_state(rng), "config": asdict(cfg), "model_config": asdict(cfg.model),
-                     "seed": seed, "history": history}  # fmt: skip
-            write_checkpoint(last, state)
-            if step % cfg.checkpoint_every == 0:
-                write_checkpoint(out / f"step_{step:06d}.pt", state)
+            save_training_state(out, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                      "scheduler": sched.state_dict(), "step": step, **rng_state(rng),
+                                      "config": asdict(cfg), "model_config": asdict(cfg.model), "seed": seed,
+                                      "history": history}, step, cfg.checkpoint_every)  # fmt: skip
         if progress is not None:
             progress(step, cfg.steps, rec)
     model.eval()

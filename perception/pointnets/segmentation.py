@@ -47,7 +47,13 @@ from scipy.ndimage import uniform_filter
 from perception.datasets.scannet import CLASS_NAMES_20, IGNORE_LABEL
 from perception.errors import InputError
 from perception.metrics.segmentation import confusion_matrix, iou_per_class, miou, overall_accuracy
-from perception.pointnets.checkpoint import read_checkpoint, restore_rng, rng_state, write_checkpoint
+from perception.pointnets.checkpoint import (
+    read_checkpoint,
+    require_same_run,
+    restore_rng,
+    rng_state,
+    save_training_state,
+)
 from perception.pointnets.cpcm import js_divergence, ramp, region_mask, weak_labels
 from perception.pointnets.sparse import sparse_tensor
 from perception.pointnets.unet import ResUNet, ResUNetConfig
@@ -236,11 +242,6 @@ def _training_labels(clouds: list[Cloud], cfg: SegTrainConfig, seed: int) -> lis
     return [weak_labels(c.labels, frac, rng, IGNORE_LABEL) for c in clouds]
 
 
-def _save(path: Path, model, opt, step: int, rng: np.random.Generator, cfg: SegTrainConfig, extra: dict) -> None:
-    write_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, **rng_state(rng),
-                            "config": asdict(cfg), "model_config": asdict(cfg.model), **extra})  # fmt: skip
-
-
 def load_checkpoint(path: str | os.PathLike) -> tuple[ResUNet, dict]:
     """The network of a checkpoint (eval mode) and the checkpoint's other entries; one-line errors on bad files."""
     state = read_checkpoint(path, "pointseg", ("model", "model_config", "config", "step"))
@@ -277,13 +278,8 @@ def train(clouds: list[Cloud], cfg: SegTrainConfig, out: str | os.PathLike, seed
     gen = torch.Generator().manual_seed(seed)  # RegionMask draws
     last = out / "last.pt"
     if resume and last.is_file():
-        _, state = load_checkpoint(last)
-        was = state["config"]
-        now = asdict(cfg)
-        differ = [k for k in now if k not in ("checkpoint_every", "threads") and was.get(k) != now[k]]
-        if differ or state.get("seed") != seed:
-            raise InputError(f"pointseg: {last} was trained with other settings ({', '.join(differ) or 'seed'}); "
-                             "resume with the same config (its config.yaml) or use another --out")  # fmt: skip
+        state = read_checkpoint(last, "pointseg", ("model", "optimizer", "step", "config", "mask_rng"))
+        require_same_run(state, asdict(cfg), seed, last, "pointseg", ("checkpoint_every", "threads"))
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = int(state["step"])
@@ -336,10 +332,10 @@ def train(clouds: list[Cloud], cfg: SegTrainConfig, out: str | os.PathLike, seed
         if not np.isfinite(parts["loss"]):
             raise RuntimeError(f"pointseg train: loss became {parts['loss']} at step {step}; lower --train.lr")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            extra = {"history": history, "seed": seed, "mask_rng": gen.get_state()}
-            _save(last, model, opt, step, rng, cfg, extra)
-            if step % cfg.checkpoint_every == 0:
-                _save(out / f"step_{step:06d}.pt", model, opt, step, rng, cfg, extra)
+            save_training_state(out, {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                                      **rng_state(rng), "mask_rng": gen.get_state(), "config": asdict(cfg),
+                                      "model_config": asdict(cfg.model), "seed": seed, "history": history},
+                                step, cfg.checkpoint_every)  # fmt: skip
         if progress is not None:
             progress(step, cfg.steps, parts)
     model.eval()
