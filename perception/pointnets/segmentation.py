@@ -64,7 +64,6 @@ __all__ = ["Cloud", "SegEvalResult", "SegTrainConfig", "augment", "evaluate", "l
            "train", "voxelize"]  # fmt: skip
 
 NUM_CLASSES = len(CLASS_NAMES_20)
-_PAD = 16  # spatial shapes rounded up to a multiple of 16 (any U-Net with up to 4 downsamplings)
 
 
 @dataclass
@@ -214,7 +213,7 @@ def _voxels(xyz: np.ndarray, rgb: np.ndarray, labels: np.ndarray, voxel_size: fl
 def _batch(vox: list[_Voxels], device="cpu"):
     """One sparse tensor for several scenes (batch index first) + concatenated labels and per-scene offsets."""
     coords = np.concatenate([np.column_stack([np.full(len(v.coords), b), v.coords]) for b, v in enumerate(vox)])
-    shape = -(-(coords[:, 1:].max(0) + 1) // _PAD) * _PAD  # see ResUNet.stride (padded there too)
+    shape = coords[:, 1:].max(0) + 1  # ResUNet pads it to its total stride
     feats = torch.from_numpy(np.concatenate([v.feats for v in vox]))
     x = sparse_tensor(feats.to(device), torch.from_numpy(coords), shape, batch_size=len(vox))
     labels = torch.from_numpy(np.concatenate([v.labels for v in vox]))

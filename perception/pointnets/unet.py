@@ -121,10 +121,10 @@ class ResUNet(nn.Module):
         return 2 ** len(self.cfg.decoder)
 
     def forward(self, x: SparseConvTensor) -> torch.Tensor:
+        # pad the input's own shape (before any rulebook is built), so tensors sharing its indice_dict -- e.g.
+        # x.replace_feature(...) of a second, masked pass -- reuse the cached rulebooks
         f = self.stride
-        shape = [-(-int(s) // f) * f for s in x.spatial_shape]
-        if shape != [int(s) for s in x.spatial_shape]:
-            x = SparseConvTensor(x.features, x.indices, shape, x.batch_size)
+        x.spatial_shape = [-(-int(s) // f) * f for s in x.spatial_shape]
         y = self.stem(x)
         y = _features(y, torch.relu(self.stem_bn(y.features)))
         skips = [y]
