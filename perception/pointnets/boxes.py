@@ -27,11 +27,14 @@ from typing import Any
 import cv2
 import numpy as np
 
+from perception.datasets.kitti_object import box_corners_lidar
+
 __all__ = [
     "bev_corners",
     "bev_intersection_area",
     "bev_iou",
     "boxes_to_corners_3d",
+    "convex_polygons_overlap",
     "iou3d",
     "nms_bev",
     "points_box_index",
@@ -76,22 +79,28 @@ def _boxes(x: Any, name: str) -> np.ndarray:
 def bev_corners(boxes: Any) -> np.ndarray:
     """(K, 4, 2) bird's-eye-view corners: front-left, front-right, rear-right, rear-left (clockwise from above).
 
-    The order is that of the bottom face of :func:`boxes_to_corners_3d` (and of
-    :func:`perception.datasets.kitti_object.box_corners_lidar`).
+    The bottom face of :func:`boxes_to_corners_3d`.
     """
-    b = _boxes(boxes, "boxes")
-    fwd = b[:, 3:4] * (np.array([1.0, 1.0, -1.0, -1.0]) / 2.0)
-    left = b[:, 4:5] * (np.array([1.0, -1.0, -1.0, 1.0]) / 2.0)
-    c, s = np.cos(b[:, 6:7]), np.sin(b[:, 6:7])
-    return np.stack([c * fwd - s * left, s * fwd + c * left], axis=-1) + b[:, None, :2]
+    return boxes_to_corners_3d(boxes)[:, :4, :2]
 
 
 def boxes_to_corners_3d(boxes: Any) -> np.ndarray:
-    """(K, 8, 3) corners: the 4 bottom corners in :func:`bev_corners` order, then the 4 top corners."""
-    b = _boxes(boxes, "boxes")
-    bev = bev_corners(b)
-    z = b[:, 2:3] + b[:, 5:6] * (np.array([0, 0, 0, 0, 1, 1, 1, 1]) - 0.5)
-    return np.concatenate([np.concatenate([bev, bev], axis=1), z[..., None]], axis=-1)
+    """(K, 8, 3) corners (validated boxes): the 4 bottom corners, then the 4 top ones, in the order of
+    :func:`perception.datasets.kitti_object.box_corners_lidar`, which computes them."""
+    return box_corners_lidar(_boxes(boxes, "boxes"))
+
+
+def convex_polygons_overlap(a: np.ndarray, b: np.ndarray, margin: float = 0.0) -> bool:
+    """Whether two convex polygons (n, 2) come closer than ``margin`` along every separating axis (SAT): False as
+    soon as the projections on one edge normal are more than ``margin`` apart."""
+    for poly in (a, b):
+        edges = np.roll(poly, -1, axis=0) - poly
+        for e in edges:
+            n = np.array([-e[1], e[0]]) / max(np.hypot(e[0], e[1]), 1e-12)
+            pa, pb = a @ n, b @ n
+            if pa.min() > pb.max() + margin or pb.min() > pa.max() + margin:
+                return False
+    return True
 
 
 def _radius_and_aabb(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -63,6 +63,7 @@ import numpy as np
 from perception.datasets.kitti_object import KittiCalib, KittiLabel, KittiObjectWriter, lidar_boxes_to_labels
 from perception.errors import InputError
 from perception.fileio import atomic_write_bytes, atomic_write_json
+from perception.pointnets.boxes import bev_corners, convex_polygons_overlap
 
 log = logging.getLogger(__name__)
 
@@ -302,21 +303,7 @@ def _hit_sphere(d: np.ndarray, c: np.ndarray, r: float) -> tuple[np.ndarray, np.
 
 def _rect(cx: float, cy: float, length: float, width: float, yaw: float) -> np.ndarray:
     """(4, 2) corners of a BEV rectangle."""
-    c, s = math.cos(yaw), math.sin(yaw)
-    u = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=np.float64) * 0.5 * np.array([length, width])
-    return np.stack([cx + c * u[:, 0] - s * u[:, 1], cy + s * u[:, 0] + c * u[:, 1]], axis=1)
-
-
-def _overlap(a: np.ndarray, b: np.ndarray, margin: float) -> bool:
-    """Whether two convex BEV polygons come closer than ``margin`` along every separating axis (SAT)."""
-    for poly in (a, b):
-        edges = np.roll(poly, -1, axis=0) - poly
-        for e in edges:
-            n = np.array([-e[1], e[0]]) / max(np.hypot(e[0], e[1]), 1e-12)
-            pa, pb = a @ n, b @ n
-            if pa.min() > pb.max() + margin or pb.min() > pa.max() + margin:
-                return False
-    return True
+    return bev_corners([cx, cy, 0.0, length, width, 0.0, yaw])[0]
 
 
 class _Street:
@@ -370,7 +357,7 @@ class _Street:
                 x += length
 
     def _free(self, poly: np.ndarray, margin: float = 0.25) -> bool:
-        return not any(_overlap(poly, f, margin) for f in self.footprints)
+        return not any(convex_polygons_overlap(poly, f, margin) for f in self.footprints)
 
     def _kerb_furniture(self) -> None:
         rng = self.rng

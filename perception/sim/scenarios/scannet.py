@@ -27,6 +27,7 @@ import numpy as np
 
 from perception.datasets.scannet import write_label_map, write_scene, write_split
 from perception.errors import InputError
+from perception.pointnets.boxes import convex_polygons_overlap
 from perception.sim.primitives import box_mesh, cylinder_mesh
 from perception.sim.world import World
 
@@ -107,20 +108,8 @@ class _Room:
         half = 0.5 * self.size[:2]
         if (np.abs(corners) > half + 1e-9).any():
             return False
-        for other in self.footprints:
-            sep = False
-            for poly in (corners, other):
-                for k in range(4):
-                    e = poly[(k + 1) % 4] - poly[k]
-                    n = np.array([-e[1], e[0]])
-                    a, b = corners @ n, other @ n
-                    if a.max() <= b.min() or b.max() <= a.min():
-                        sep = True
-                        break
-                if sep:
-                    break
-            if not sep:
-                return False
+        if any(convex_polygons_overlap(corners, other) for other in self.footprints):
+            return False
         if commit:
             self.footprints.append(corners)
         return True
