@@ -12,7 +12,8 @@ sub-pixel grid, through the triangle's exact world-to-texture map), and the two 
 each transition; distant and grazing surfaces therefore do not alias. Textures are sampled from an atlas of
 all mip levels (16-bit linear RGB) with ``cv2.remap``; atlas and per-camera rays are cached (the first render
 of a world / camera costs about a second more). Shading is Lambertian under a directional
-light plus ambient (optionally hard shadows and a headlight), computed in linear RGB (textures are decoded
+light plus ambient (optionally hard shadows and a headlight), with an optional white Blinn-Phong highlight of
+either light (view-dependent appearance: glossy surfaces), computed in linear RGB (textures are decoded
 from sRGB); exposure and white balance scale the linear image, which is then clipped, sRGB-encoded and
 quantised to 8 bits, with optional Gaussian sensor noise of ``noise_std`` digital numbers added before the
 quantisation.
@@ -63,19 +64,28 @@ class Light:
     with Lambertian ``diffuse`` strength, an ``ambient`` term, an optional ``headlight`` (a light at the
     camera, ``headlight * |cos|`` of the viewing angle; view dependent) and optional hard ``shadows`` of the
     directional light (one extra ray per sample). Radiance = albedo * (ambient + diffuse * max(0, n . l) +
-    headlight ...)."""
+    headlight ...) + highlights.
+
+    Highlights (white, Blinn-Phong, every surface equally glossy; 0 = the Lambertian default):
+    ``specular * max(0, n . h)^shininess`` with ``h`` halfway between the directional light and the viewer (zero
+    where that light does not reach: back-facing or shadowed), and ``headlight_specular * |n . v|^shininess``
+    for the headlight (``h = v``): a highlight that follows the camera, so a surface point's appearance depends
+    on the direction it is seen from."""
 
     direction: tuple[float, float, float] = (0.35, -0.25, 1.0)
     ambient: float = 0.45
     diffuse: float = 0.55
     headlight: float = 0.0
     shadows: bool = False
+    specular: float = 0.0
+    headlight_specular: float = 0.0
+    shininess: float = 30.0
 
     def __post_init__(self) -> None:
         d = np.asarray(self.direction, dtype=np.float64)
         if d.shape != (3,) or not np.isfinite(d).all() or np.linalg.norm(d) == 0:
             raise InputError(f"Light: direction must be a non-zero 3-vector, got {self.direction!r}")
-        for name in ("ambient", "diffuse", "headlight"):
+        for name in ("ambient", "diffuse", "headlight", "specular", "headlight_specular", "shininess"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v >= 0):
                 raise InputError(f"Light: {name} must be a finite number >= 0, got {v!r}")
@@ -412,10 +422,26 @@ def _shade_samples(
     if light.headlight > 0:
         shade = shade + light.headlight * np.abs(ndotb)
     albedo *= shade.astype(np.float32)[:, None]
+    if light.specular > 0 or light.headlight_specular > 0:
+        albedo += _highlight(light, nf, b, ldir, cos_l)[:, None]
     if len(idx) == n:
         out[:] = albedo
     else:
         out[idx] = albedo
+    return out
+
+
+def _highlight(light: Light, nf: np.ndarray, b: np.ndarray, ldir: np.ndarray, cos_l: np.ndarray) -> np.ndarray:
+    """White Blinn-Phong highlights (N,) of the directional light and the headlight, camera frame: ``nf`` normals
+    turned towards the camera, ``b`` unit bearings (the viewer direction is ``-b``), ``cos_l`` the directional
+    light's clamped cosine (0 in shadow)."""
+    out = np.zeros(len(b), np.float32)
+    if light.specular > 0:
+        h = ldir[None, :] - b
+        h /= np.maximum(np.linalg.norm(h, axis=1, keepdims=True), np.float32(1e-12))
+        out += np.where(cos_l > 0, light.specular * np.maximum(_rowdot(nf, h), 0.0) ** light.shininess, 0.0)
+    if light.headlight_specular > 0:
+        out += light.headlight_specular * np.maximum(-_rowdot(nf, b), 0.0) ** light.shininess
     return out
 
 
@@ -424,22 +450,16 @@ def _check_args(world, camera, T_world_cam, exposure, white_balance, supersample
     if not isinstance(world, World):
         raise InputError(f"render_camera: world must be a World, got {type(world).__name__}")
     if not isinstance(camera, CameraModel):
-        raise InputError(
-            f"render_camera: camera must be a perception.camera model, got {type(camera).__name__}"
-        )
+        raise InputError(f"render_camera: camera must be a perception.camera model, got {type(camera).__name__}")
     if len(world.meshes) > 65535:
-        raise InputError(
-            f"render_camera: at most 65535 meshes fit the uint16 instance image, got {len(world.meshes)}"
-        )
+        raise InputError(f"render_camera: at most 65535 meshes fit the uint16 instance image, got {len(world.meshes)}")
     if not isinstance(T_world_cam, SE3) or T_world_cam.shape != ():
         raise InputError("render_camera: T_world_cam must be a single SE3 (camera-to-world)")
     if not (np.isfinite(exposure) and exposure >= 0):
         raise InputError(f"render_camera: exposure must be a finite number >= 0, got {exposure!r}")
     wb = np.asarray(white_balance, dtype=np.float64)
     if wb.shape != (3,) or not np.isfinite(wb).all() or (wb < 0).any():
-        raise InputError(
-            f"render_camera: white_balance must be 3 gains >= 0 (R, G, B), got {white_balance!r}"
-        )
+        raise InputError(f"render_camera: white_balance must be 3 gains >= 0 (R, G, B), got {white_balance!r}")
     if int(supersample) != supersample or not 1 <= int(supersample) <= 8:
         raise InputError(f"render_camera: supersample must be an integer in 1..8, got {supersample!r}")
     if not (np.isfinite(noise_std) and noise_std >= 0):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from perception.camera import FisheyeCamera, OpenCVCamera, PinholeCamera
+from perception.errors import InputError
 from perception.geometry import SE3, so3_exp, so3_log
 from perception.sim import textures as T
 from perception.sim.primitives import box_mesh, quad_mesh
@@ -320,6 +321,36 @@ def test_lambertian_shading():
         img = render_camera(World([quad]), cam, SE3.identity(), light=Light(direction, ambient=0.3, diffuse=0.5))
         lin = srgb_decode_ref(img.rgb[img.valid])
         np.testing.assert_allclose(lin, albedo * (0.3 + 0.5 * cosang), atol=0.004)
+
+
+def test_blinn_phong_highlights():
+    """Glossy highlights on a grey quad facing the camera (normal -z): the headlight's follows the viewing angle,
+    ``hs * cos(bearing)^n``; the directional light's peaks at the mirror direction of the light; a light behind the
+    surface gives none, and zero strengths leave the Lambertian image bit-identical."""
+    tex = np.full((8, 8, 3), 100, np.uint8)
+    quad = quad_mesh([[-4, -4, 2], [4, -4, 2], [4, 4, 2], [-4, 4, 2]], tex, tiles=1)
+    cam = PinholeCamera(80, 60, 40.0, 40.0, 39.5, 29.5)
+    world = World([quad])
+    albedo = srgb_decode_ref(100)
+    f = render_camera(world, cam, SE3.identity(), light=Light(ambient=0.5, diffuse=0.0, headlight_specular=0.4,
+                                                              shininess=8.0), supersample=1)  # fmt: skip
+    v, u = np.nonzero(f.valid)
+    cos_view = cam.unproject_bearing(np.stack([u, v], 1).astype(float))[:, 2]
+    np.testing.assert_allclose(srgb_decode_ref(f.rgb[v, u, 1]), albedo * 0.5 + 0.4 * cos_view**8, atol=0.006)
+
+    # the directional light's highlight: mirror direction b = l - 2 (n.l) n, at u = cx + f * b_x / b_z
+    l_dir = np.array([0.3, 0.0, -1.0])
+    lam = render_camera(world, cam, SE3.identity(), light=Light(l_dir, ambient=0.2, diffuse=0.5), supersample=1)
+    glossy = render_camera(world, cam, SE3.identity(), supersample=1,
+                           light=Light(l_dir, ambient=0.2, diffuse=0.5, specular=0.5, shininess=200.0))  # fmt: skip
+    row = srgb_decode_ref(glossy.rgb[30, :, 1]) - srgb_decode_ref(lam.rgb[30, :, 1])
+    assert abs(int(np.argmax(row)) - (39.5 + 40.0 * 0.3)) <= 1 and row.max() > 0.3 and row[:20].max() < 0.01
+    behind = render_camera(world, cam, SE3.identity(), supersample=1,
+                           light=Light((0.3, 0, 1), ambient=0.2, diffuse=0.5, specular=0.5))  # fmt: skip
+    plain = render_camera(world, cam, SE3.identity(), light=Light((0.3, 0, 1), ambient=0.2, diffuse=0.5), supersample=1)
+    np.testing.assert_array_equal(behind.rgb, plain.rgb)
+    with pytest.raises(InputError, match="shininess"):
+        Light(shininess=-1.0)
 
 
 def test_shadows():

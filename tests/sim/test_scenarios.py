@@ -113,3 +113,28 @@ def test_bad_options_fail_with_one_line(tmp_path: Path, capsys) -> None:
     assert main(["sim", "room", "--out", str(tmp_path), "--room.train-radius", "5"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "loop radii" in err
+
+
+def test_room_training_heights_and_glossy_surfaces(tmp_path: Path, capsys) -> None:
+    cfg = RoomConfig(train_sequences=3, train_height_offsets=(-0.4, 0.4))
+    heights = [s.height for s in sequence_specs(cfg, np.random.default_rng(0)) if s.split == "train"]
+    assert heights == pytest.approx([1.05, 1.85, 1.05])
+    assert [s.height for s in sequence_specs(RoomConfig(train_sequences=2), np.random.default_rng(0))][:2] == \
+        pytest.approx([1.45, 1.55])  # fmt: skip
+    # a lamp on the camera makes glossy walls brightest where they face the camera (the image centre here)
+    args = ["--room.width", "64", "--room.height", "48", "--room.focal", "52.5", "--room.frames-per-sequence", "2",
+            "--room.train-sequences", "1", "--room.test-sequences", "1", "--room.supersample", "1",
+            "--room.noise-std", "0", "--rerun", "off", "--seed", "3"]  # fmt: skip
+    lit = {}
+    for hs in (0.0, 0.6):
+        out = tmp_path / f"hs{hs}"
+        assert main(["sim", "room", "--out", str(out), *args, "--room.headlight-specular", str(hs)]) == 0
+        ds = SevenScenes(out, "room")
+        lit[hs] = ds.load_color(ds.frames("train")[0]).astype(float).mean(axis=2)
+    gain = lit[0.6] - lit[0.0]
+    assert gain.min() >= 0 and gain[20:28, 28:36].mean() > 2 * gain[:8].mean() + 5
+    capsys.readouterr()
+    assert main(["sim", "room", "--out", str(tmp_path / "bad"), "--room.shininess", "-2"]) == 2
+    assert "shininess must be a finite number >= 0" in capsys.readouterr().err
+    assert main(["sim", "room", "--out", str(tmp_path / "bad"), "--room.test-sequences", "0"]) == 2
+    assert "test_sequences must be >= 1" in capsys.readouterr().err

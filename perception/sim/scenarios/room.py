@@ -62,6 +62,8 @@ class RoomConfig:
     """Camera height of the training loops (metres)."""
     train_radius: float = 1.2
     """Radius of the training loops around the room centre (closer to the walls)."""
+    train_height_offsets: tuple[float, ...] | None = None
+    """Height change of each training sequence relative to ``train_height`` (cycled; default 0.1 m per sequence)."""
     train_yaw_offsets_deg: tuple[float, ...] = (0.0,)
     """Yaw offset of each training sequence relative to the outward direction (cycled); several offsets make each
     wall point seen from several directions, as a hand-held training walk does."""
@@ -77,6 +79,13 @@ class RoomConfig:
     """Exposure gain of each test sequence (training: 1.0) (cycled)."""
     pitch_deg: float = 8.0
     """Downward tilt of the cameras."""
+    specular: float = 0.0
+    """Glossiness: white Blinn-Phong highlight of each sequence's light (0 = Lambertian surfaces)."""
+    headlight_specular: float = 0.0
+    """Highlight of a light on the camera (a robot's lamp): it follows the camera, so how a surface point looks
+    depends on the direction it is seen from (view-dependent appearance, the effect FaVoR's rendering models)."""
+    shininess: float = 30.0
+    """Blinn-Phong exponent of both highlights (larger = smaller, sharper highlights)."""
     supersample: int = 2
     """Sub-rays per pixel along each axis (anti-aliasing)."""
     noise_std: float = 1.0
@@ -91,8 +100,16 @@ class RoomConfig:
         for name in ("train_sequences", "frames_per_sequence", "width", "height", "supersample"):
             if getattr(self, name) < 1:
                 raise InputError(f"room: {name} must be >= 1, got {getattr(self, name)}")
-        if self.test_sequences < 0 or self.num_furniture < 0 or self.num_pictures < 0:
+        if self.test_sequences < 1:
+            raise InputError(f"room: test_sequences must be >= 1 (the 7-Scenes layout has a test split), got "
+                             f"{self.test_sequences}")  # fmt: skip
+        if self.num_furniture < 0 or self.num_pictures < 0:
             raise InputError("room: counts must be >= 0")
+        if self.train_height_offsets is not None and len(self.train_height_offsets) == 0:
+            raise InputError("room: train_height_offsets needs at least one value (or leave it unset)")
+        for name in ("specular", "headlight_specular", "shininess"):
+            if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise InputError(f"room: {name} must be a finite number >= 0, got {getattr(self, name)}")
         half = 0.5 * min(self.size[0], self.size[1])
         if not 0 <= self.test_radius < half - 0.8 or not 0 < self.train_radius < half - 0.8:
             raise InputError(f"room: loop radii must leave >= 0.8 m to the walls (half width {half} m)")
@@ -193,9 +210,10 @@ def build_room_world(cfg: RoomConfig, rng: np.random.Generator) -> World:
 
 def sequence_specs(cfg: RoomConfig, rng: np.random.Generator) -> list[SequenceSpec]:
     specs = []
+    dh = [0.1 * i for i in range(cfg.train_sequences)] if cfg.train_height_offsets is None else cfg.train_height_offsets
     for i in range(cfg.train_sequences):
         specs.append(SequenceSpec(
-            seq=i + 1, split="train", height=cfg.train_height + 0.1 * i, radius=cfg.train_radius,
+            seq=i + 1, split="train", height=cfg.train_height + dh[i % len(dh)], radius=cfg.train_radius,
             yaw_offset_deg=cfg.train_yaw_offsets_deg[i % len(cfg.train_yaw_offsets_deg)],
             frames=cfg.frames_per_sequence,
             exposure=1.0, white_balance=(1.0, 1.0, 1.0), light_direction=(0.35, -0.25, 1.0),
@@ -246,7 +264,8 @@ def make_room(
     for spec in specs:
         poses = sequence_poses(cfg, spec)
         result.poses[spec.seq] = poses
-        light = Light(direction=spec.light_direction)
+        light = Light(direction=spec.light_direction, specular=cfg.specular, headlight_specular=cfg.headlight_specular,
+                      shininess=cfg.shininess)  # fmt: skip
         for i in range(len(poses)):
             frame = render_camera(
                 world, camera, poses[i], light=light, exposure=spec.exposure, white_balance=spec.white_balance,
