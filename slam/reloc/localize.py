@@ -113,7 +113,8 @@ class Relocalizer:
         self.obs_desc = fmap.obs_desc.astype(np.float32)
 
     # ------------------------------------------------------------------------------------------------ helpers
-    def _pnp(self, uv: np.ndarray, X: np.ndarray) -> tuple[SE3, int] | None:
+    def pnp(self, uv: np.ndarray, X: np.ndarray) -> tuple[SE3, int] | None:
+        """``(T_world_cam, inliers)`` from 2D-3D correspondences with the configured RANSAC, or None."""
         out = pnp_ransac(self.map.camera, uv, X, self.cfg.pnp_threshold_px, self.cfg.seed, self.cfg.pnp_iterations)
         if out is None:
             return None
@@ -134,7 +135,7 @@ class Relocalizer:
         m = match_mutual_nn(dense.features.descriptors, self.obs_desc[sel], ratio=1.0,
                             min_score=self.cfg.match_min_cosine)  # fmt: skip
         X = self.X[self.map.obs_landmark[sel[m.idx1]]]
-        res = self._pnp(dense.features.keypoints[m.idx0], X) if len(m) >= 4 else None
+        res = self.pnp(dense.features.keypoints[m.idx0], X) if len(m) >= 4 else None
         if res is None or res[1] < self.cfg.min_inliers:
             return fallback, False, 0 if res is None else res[1], len(m)
         return res[0], True, res[1], len(m)
@@ -195,7 +196,7 @@ class Relocalizer:
             X_all.append(self.frame_T[int(i)].act(p_cam) if ok.sum() else np.zeros((0, 3)))
             uv_all.append(dense.features.keypoints[m.idx0[ok]])
         uv, X = np.concatenate(uv_all), np.concatenate(X_all)
-        res = self._pnp(uv, X) if len(uv) >= 4 else None
+        res = self.pnp(uv, X) if len(uv) >= 4 else None
         return None if res is None else (res[0], res[1], len(uv))
 
     # ------------------------------------------------------------------------------------------------ query
@@ -232,7 +233,7 @@ class Relocalizer:
                     break
                 desc = self.landmark_descriptors(T, ids, method)
                 m = match_mutual_nn(dense.features.descriptors, desc, ratio=1.0, min_score=self.cfg.match_min_cosine)
-                out = self._pnp(dense.features.keypoints[m.idx0], self.X[ids[m.idx1]]) if len(m) >= 4 else None
+                out = self.pnp(dense.features.keypoints[m.idx0], self.X[ids[m.idx1]]) if len(m) >= 4 else None
                 res.matches.append(len(m))
                 res.inliers.append(0 if out is None else out[1])
                 if out is None or out[1] < self.cfg.min_inliers:

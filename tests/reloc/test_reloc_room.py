@@ -15,8 +15,10 @@ from apps.cli import main
 from perception.datasets.common import read_rgb, write_rgb
 from perception.datasets.sevenscenes import SevenScenes
 from perception.errors import InputError
+from perception.features.matching import match_mutual_nn
 from perception.metrics.pose import pose_errors
 from slam.reloc import FavorMap, QueryConfig, Relocalizer
+from slam.reloc.diagnostics import descriptor_agreement, oracle_pose, true_correspondences
 from slam.reloc.results import read_results
 
 ROOM = ["--room.width", "320", "--room.height", "240", "--room.focal", "262.5", "--room.supersample", "1",
@@ -144,3 +146,36 @@ def test_bad_inputs_get_one_line_errors(room: Path, built: Path, tmp_path: Path,
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really")
     assert main(["reloc", "query", "--map", str(tmp_path / "bad.npz"), "--root", str(room), "--scene", "room"]) == 2
     assert "is not a readable FaVoR map" in capsys.readouterr().err
+
+
+def test_diagnostics_bound_what_descriptors_can_win(room: Path, built: Path) -> None:
+    """True correspondences (from the exact poses) are what the methods' inliers consist of; PnP on them alone (the
+    oracle) is at least as accurate as the methods; the descriptor models agree with the query at those points."""
+    fmap = FavorMap.load(built)
+    rel = Relocalizer(fmap, QueryConfig())
+    ds = SevenScenes(room, "room")
+    queries = [(rel.extractor(ds.load_color(f)), f.T_world_cam) for f in ds.frames("test")[::2]]
+    t_oracle, t_favor, true_frac = [], [], []
+    for dense, T in queries:
+        ids, j, res = true_correspondences(rel, dense, T, radius_px=1.5)
+        assert len(ids) > 100 and res.max() < 1.5 and len(np.unique(ids)) == len(ids)
+        T_oracle = oracle_pose(rel, dense, T)
+        t_oracle.append(pose_errors(T_oracle, T)[0])
+        # FaVoR's matching at the true pose: most of its matches are true correspondences
+        vis = rel.visible(T)
+        m = match_mutual_nn(dense.features.descriptors, rel.landmark_descriptors(T, vis, "favor"), ratio=1.0,
+                            min_score=0.7)  # fmt: skip
+        ids3, j3, _ = true_correspondences(rel, dense, T, radius_px=3.0)
+        truth = dict(zip(ids3.tolist(), j3.tolist(), strict=True))
+        true_frac.append(np.mean([truth.get(int(vis[b])) == a for a, b in zip(m.idx0, m.idx1, strict=True)]))
+    for f in ds.frames("test")[::2]:
+        r = rel.localize(ds.load_color(f), f.name)
+        t_favor.append(pose_errors(r.T_world_cam, f.T_world_cam)[0])
+    assert np.median(t_oracle) <= 1.1 * np.median(t_favor) and np.median(t_oracle) < 0.012
+    assert np.mean(true_frac) > 0.7
+    agree = descriptor_agreement(rel, queries)
+    assert agree.pairs > 300
+    for m in ("favor", "baseline", "direction_linear"):
+        assert 0.75 < agree.median_cosine[m] < 1.0
+    # the affine-in-direction reference is the mean descriptor plus a view-dependent term: no worse than the mean
+    assert agree.median_cosine["direction_linear"] >= agree.median_cosine["baseline"] - 0.002

@@ -1,0 +1,115 @@
+"""Where relocalization accuracy comes from, measured on queries with known poses (simulated or pseudo-GT).
+
+- :func:`true_correspondences`: the query keypoints that lie within ``radius_px`` of a visible landmark's
+  projection under the *true* pose.
+- :func:`descriptor_agreement`: over those correspondences, the cosine between the query's descriptor and each
+  model's prediction of the landmark's descriptor from the query's viewpoint: ``favor`` (rendered from the voxel
+  grid), ``baseline`` (B1, the stored mean) and ``direction_linear``, a reference that fits each landmark's
+  observed descriptors as an affine function of the viewing direction (ridge-regularised towards the mean). How
+  much ``direction_linear`` gains over ``baseline`` bounds what any viewpoint-dependent descriptor (rendering
+  included) can add on this data: it measures the view-dependent part of the appearance.
+- :func:`oracle_pose`: PnP on the true correspondences only (chosen with the true pose): an estimate of the
+  accuracy perfect matching would give with this map's landmarks and the query's keypoints (not a strict bound:
+  the methods' RANSAC may drop true correspondences whose keypoints are poorly localised). The gap between a
+  method and the oracle is roughly what better descriptors can win back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from perception.features.dense import DenseImage
+from perception.geometry import SE3
+from slam.reloc.localize import Relocalizer
+
+__all__ = ["DescriptorAgreement", "descriptor_agreement", "oracle_pose", "true_correspondences"]
+
+MODELS = ("favor", "baseline", "direction_linear")
+
+
+def true_correspondences(rel: Relocalizer, dense: DenseImage, T_world_cam: SE3,
+                         radius_px: float = 1.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """``(landmark_ids, keypoint_idx, residual_px)``: each visible landmark paired with the nearest query keypoint
+    to its projection under ``T_world_cam``, kept when closer than ``radius_px``."""
+    ids = rel.visible(T_world_cam)
+    kp = np.asarray(dense.features.keypoints, np.float64)
+    if len(ids) == 0 or len(kp) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    uv = rel.map.camera.project(T_world_cam.inverse().act(rel.X[ids]))[0]
+    d2 = ((uv[:, None, :] - kp[None, :, :]) ** 2).sum(-1)
+    j = d2.argmin(axis=1)
+    res = np.sqrt(d2[np.arange(len(ids)), j])
+    ok = res < radius_px
+    return ids[ok], j[ok], res[ok]
+
+
+def _direction_linear(rel: Relocalizer, ids: np.ndarray, T_world_cam: SE3, ridge: float) -> np.ndarray:
+    """Per landmark: observed descriptors ~ a + B (dir - mean dir), evaluated at the query's direction."""
+    fmap = rel.map
+    order = np.argsort(fmap.obs_landmark, kind="stable")
+    sorted_l = fmap.obs_landmark[order]
+    centres = rel.frame_T.t
+    out = np.empty((len(ids), rel.obs_desc.shape[1]))
+    reg = np.diag([0.0, ridge, ridge, ridge])
+    for k, lm in enumerate(ids):
+        obs = order[np.searchsorted(sorted_l, lm) : np.searchsorted(sorted_l, lm, side="right")]
+        y = rel.obs_desc[obs].astype(np.float64)
+        y /= np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+        dirs = centres[fmap.obs_frame[obs]] - rel.X[lm]
+        dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        dq = T_world_cam.t - rel.X[lm]
+        dq /= np.linalg.norm(dq)
+        mu = dirs.mean(axis=0)
+        A = np.c_[np.ones(len(obs)), dirs - mu]
+        W = np.linalg.solve(A.T @ A + reg * len(obs), A.T @ y)
+        out[k] = np.r_[1.0, dq - mu] @ W
+    return out
+
+
+@dataclass
+class DescriptorAgreement:
+    pairs: int
+    """True correspondences measured."""
+    median_cosine: dict[str, float]
+    """Median cosine between the query's descriptor and each model's prediction."""
+    better_than_baseline: dict[str, float]
+    """Fraction of correspondences where a model's prediction is closer to the query than the stored mean."""
+
+    def as_dict(self) -> dict:
+        return {"pairs": self.pairs, "median_cosine": self.median_cosine,
+                "better_than_baseline": self.better_than_baseline}  # fmt: skip
+
+
+def descriptor_agreement(rel: Relocalizer, queries: list[tuple[DenseImage, SE3]], radius_px: float = 1.5,
+                         ridge: float = 1e-2) -> DescriptorAgreement:  # fmt: skip
+    """Cosines of the three models' predicted descriptors with the query's, over the true correspondences of
+    ``queries`` (dense features, true ``T_world_cam``)."""
+    cos: dict[str, list[np.ndarray]] = {m: [] for m in MODELS}
+    for dense, T in queries:
+        ids, j, _ = true_correspondences(rel, dense, T, radius_px)
+        if len(ids) == 0:
+            continue
+        q = np.asarray(dense.features.descriptors[j], np.float64)
+        q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        preds = {"favor": rel.landmark_descriptors(T, ids, "favor"),
+                 "baseline": rel.landmark_descriptors(T, ids, "baseline"),
+                 "direction_linear": _direction_linear(rel, ids, T, ridge)}  # fmt: skip
+        for m, p in preds.items():
+            p = np.asarray(p, np.float64)
+            cos[m].append(np.sum(q * p, axis=1) / np.maximum(np.linalg.norm(p, axis=1), 1e-12))
+    c = {m: np.concatenate(v) if v else np.zeros(0) for m, v in cos.items()}
+    n = len(c["baseline"])
+    med = {m: float(np.median(v)) if n else float("nan") for m, v in c.items()}
+    better = {m: float(np.mean(c[m] > c["baseline"])) if n else float("nan") for m in MODELS if m != "baseline"}
+    return DescriptorAgreement(n, med, better)
+
+
+def oracle_pose(rel: Relocalizer, dense: DenseImage, T_world_cam: SE3, radius_px: float = 1.5) -> SE3 | None:
+    """PnP (the methods' own RANSAC and refinement) on the true correspondences only; None below 4 of them."""
+    ids, j, _ = true_correspondences(rel, dense, T_world_cam, radius_px)
+    if len(ids) < 4:
+        return None
+    out = rel.pnp(dense.features.keypoints[j], rel.X[ids])
+    return None if out is None else out[0]
