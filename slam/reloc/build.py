@@ -3,11 +3,16 @@
 Stage function :func:`build_map` takes posed training frames (any source: the 7-Scenes reader in the CLI, arrays
 in tests) and returns a :class:`~slam.reloc.favor_map.FavorMap`.
 
-Training rays follow the authors' code: for every observation of a landmark, the landmark is re-projected into the
-frame and a ``(2 p + 1) x (2 p + 1)`` patch (p = 3: 7 x 7) of the dense descriptor map around that point gives 49
-rays (camera centre through each patch pixel) and their target descriptors. The box of a landmark has side
-``S * d_min / f`` (the paper's rule, S = 7; ``d_min`` the closest training distance), so the patch of the closest
-view just fits.
+Training rays: for every observation of a landmark, the landmark is re-projected into the frame and a
+``(2 p + 1) x (2 p + 1)`` patch of the dense descriptor map around that point gives one ray per pixel (camera
+centre through the pixel) with its target descriptor. The authors' code uses p = 3 (7 x 7 = 49 rays); the default
+here is p = 0, the ray through the landmark itself, which is the only ray a query ever renders. Measured on
+simulated rooms (``bench/bench_reloc.py --seeds``): with 7 x 7 patches the 3 x 3 x 3 grid spends its 27 values on
+the descriptor's variation across the patch, and the descriptor it renders for a new viewing direction agrees with
+the query *less* than the landmark's mean descriptor does (FaVoR ~10 % worse than the mean-descriptor baseline);
+trained on the centre rays the grid models the direction dependence and FaVoR is ~13 % better. ``patch_half = 3``
+restores the authors' setting. The box of a landmark has side ``S * d_min / f`` (the paper's rule, S = 7; ``d_min``
+the closest training distance), so the 7 x 7 patch of the closest view just fits.
 """
 
 from __future__ import annotations
@@ -56,16 +61,17 @@ class MapConfig:
     """Longest tracks kept (the authors cap 7-Scenes at 1500 to bound GPU training time; the closed-form fit is
     cheap)."""
     border_px: int = 5
-    patch_half: int = 3
-    """Patch of (2p+1)^2 pixels around each observation (the authors' 7 x 7)."""
+    patch_half: int = 0
+    """Training rays per observation: a patch of (2p+1)^2 pixels around it (the authors' 7 x 7 is p = 3; the
+    default 0 trains the rendered ray itself, see the module docstring)."""
     box_scale: float = 7.0
     """Box side = box_scale * d_min / f (the paper's S)."""
     samples: int = 16
     """Samples per ray inside a landmark's box."""
     opacity: float = 0.98
     """Initial opacity of a ray crossing a whole box (uniform density)."""
-    ridge: float = 1e-3
-    """Ridge weight of the closed-form fit (towards the landmark's mean descriptor)."""
+    ridge: float = 3e-3
+    """Ridge weight of the closed-form fit (towards the landmark's mean descriptor; 1e-3 .. 3e-2 measured alike)."""
     adam_steps: int = 0
     """Steps of the authors' joint density + descriptor optimisation after the closed-form fit (0 = off)."""
     adam_rays: int = 8192

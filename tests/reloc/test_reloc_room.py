@@ -149,8 +149,9 @@ def test_bad_inputs_get_one_line_errors(room: Path, built: Path, tmp_path: Path,
 
 
 def test_diagnostics_bound_what_descriptors_can_win(room: Path, built: Path) -> None:
-    """True correspondences (from the exact poses) are what the methods' inliers consist of; PnP on them alone (the
-    oracle) is at least as accurate as the methods; the descriptor models agree with the query at those points."""
+    """True correspondences (from the exact poses) are what the matches mostly consist of; PnP on them alone (the
+    oracle) is at least about as accurate as the methods; the rendered descriptors agree with the query's at those
+    points better than the landmarks' mean descriptors."""
     fmap = FavorMap.load(built)
     rel = Relocalizer(fmap, QueryConfig())
     ds = SevenScenes(room, "room")
@@ -171,7 +172,7 @@ def test_diagnostics_bound_what_descriptors_can_win(room: Path, built: Path) -> 
     for f in ds.frames("test")[::2]:
         r = rel.localize(ds.load_color(f), f.name)
         t_favor.append(pose_errors(r.T_world_cam, f.T_world_cam)[0])
-    assert np.median(t_oracle) <= 1.1 * np.median(t_favor) and np.median(t_oracle) < 0.012
+    assert np.median(t_oracle) <= 1.1 * np.median(t_favor) and np.median(t_oracle) < 0.02
     assert np.mean(true_frac) > 0.7
     agree = descriptor_agreement(rel, queries)
     assert agree.pairs > 300
@@ -179,3 +180,7 @@ def test_diagnostics_bound_what_descriptors_can_win(room: Path, built: Path) -> 
         assert 0.75 < agree.median_cosine[m] < 1.0
     # the affine-in-direction reference is the mean descriptor plus a view-dependent term: no worse than the mean
     assert agree.median_cosine["direction_linear"] >= agree.median_cosine["baseline"] - 0.002
+    # rendering (grids trained on the rendered rays) predicts the query's descriptors from its new viewpoint better
+    # than the mean does, and about as well as the direction-dependent reference (8 rooms: +0.003 .. +0.006)
+    assert agree.median_cosine["favor"] > agree.median_cosine["baseline"] + 0.001
+    assert agree.median_cosine["favor"] >= agree.median_cosine["direction_linear"] - 0.003
