@@ -30,6 +30,7 @@ from perception.errors import InputError
 from perception.fileio import atomic_write_json
 from perception.metrics.pose import pose_errors, reloc_summary
 from slam.reloc import FavorMap, MapConfig, QueryConfig, Relocalizer, TrainFrame, build_map
+from slam.reloc.diagnostics import diagnose
 from slam.reloc.favor_map import split_fingerprint
 from slam.reloc.results import write_results
 
@@ -93,6 +94,13 @@ class Eval7ScenesConfig(CommonConfig):
     """Use every STRIDE-th training frame for the map."""
     query_stride: int = 1
     """Query every QUERY_STRIDE-th test frame."""
+    diagnostics: bool = False
+    """Also measure, with the test poses as truth, where the accuracy comes from (metrics.json "diagnostics"): how
+    well the rendered / mean / direction-dependent descriptors agree with the query's at the true correspondences,
+    and PnP on the true correspondences alone (the oracle). Tells whether rendering can help on this data."""
+    diagnostics_radius_px: float = 1.5
+    """A keypoint this close to a landmark's projection under the test pose is a true correspondence (raise it
+    with pseudo ground truth: its pose error adds to the keypoints')."""
     camera: CameraOptions = field(default_factory=CameraOptions)
     map: MapConfig = field(default_factory=MapConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
@@ -323,7 +331,24 @@ def _scenes(root: Path, scenes: str | None) -> list[str]:
     return found
 
 
+def scene_diagnostics(fmap: FavorMap, cfg: Eval7ScenesConfig, scene: str, progress=None) -> dict:
+    """Stage: :func:`slam.reloc.diagnostics.diagnose` over a scene's (strided) test frames, streamed."""
+    ds = SevenScenes(cfg.root, scene)
+    frames = _frames(ds, "test", cfg.query_stride)
+    rel = Relocalizer(fmap, cfg.query, netvlad_weights=cfg.map.netvlad_weights, weights=cfg.map.weights)
+
+    def queries():
+        for i, f in enumerate(frames):
+            yield rel.extractor(ds.load_color(f)), f.T_world_cam
+            if progress is not None:
+                progress(f"diagnostics {scene}", i + 1, len(frames))
+
+    return diagnose(rel, queries(), cfg.diagnostics_radius_px)
+
+
 def run_eval(cfg: Eval7ScenesConfig) -> int:
+    if not (np.isfinite(cfg.diagnostics_radius_px) and cfg.diagnostics_radius_px > 0):
+        raise InputError(f"eval 7scenes: --diagnostics-radius-px must be > 0, got {cfg.diagnostics_radius_px}")
     methods = {"favor": ["favor"], "baseline": ["baseline"], "both": ["favor", "baseline"], "depth": ["depth"],
                "all": ["favor", "baseline", "depth"]}[cfg.method]  # fmt: skip
     out = Path(cfg.out)
@@ -348,7 +373,10 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
                 fmap.save(map_path)
             recs = query_scene(fmap, cfg.root, scene, "test", cfg.query, methods, cfg.query_stride, cfg.map.weights,
                                cfg.map.netvlad_weights, update)  # fmt: skip
+            diag = scene_diagnostics(fmap, cfg, scene, update) if cfg.diagnostics else None
         entry = {"map": map_stats(fmap, map_path), "map_build_seconds": fmap.meta.get("seconds")}
+        if diag is not None:
+            entry["diagnostics"] = diag
         for m in methods:
             entry[m] = summarise(recs[m])
             atomic_write_json(out / "results" / f"{scene}_{m}.json", {"method": m, "queries": recs[m]})
@@ -369,5 +397,12 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
                    if m == "baseline" else float("nan")) / 1024  # fmt: skip
             print(f"{scene:10s} {m:9s} {s['median_t_cm']:7.2f} {s['median_r_deg']:7.2f} {s['recall_5cm_5deg']:7.2f} "
                   f"{s['recall_2cm_2deg']:7.2f} {s['seconds_per_query']:7.3f} {kib:7.2f}")  # fmt: skip
+    for scene, e in result["scenes"].items():
+        if "diagnostics" in e:
+            d = e["diagnostics"]
+            c = d["descriptor_agreement"]["median_cosine"]
+            print(f"{scene:10s} diagnostics: median cosine at {d['descriptor_agreement']['pairs']} true "
+                  f"correspondences: rendered {c['favor']:.3f}, mean {c['baseline']:.3f}, direction-linear "
+                  f"{c['direction_linear']:.3f}; oracle PnP {d['oracle']['median_t_cm']:.2f} cm")  # fmt: skip
     print(f"metrics -> {path}")
     return 0

@@ -33,10 +33,9 @@ import torch  # noqa: E402
 from apps.reloc import CameraOptions, build_scene_map, query_scene, summarise  # noqa: E402
 from perception.datasets.sevenscenes import SevenScenes  # noqa: E402
 from perception.geometry import SE3  # noqa: E402
-from perception.metrics.pose import pose_errors  # noqa: E402
 from perception.sim.scenarios.room import RoomConfig, make_room  # noqa: E402
 from slam.reloc import MapConfig, QueryConfig, Relocalizer  # noqa: E402
-from slam.reloc.diagnostics import descriptor_agreement, oracle_pose  # noqa: E402
+from slam.reloc.diagnostics import diagnose  # noqa: E402
 
 
 def run_one(args: argparse.Namespace, seed: int) -> dict:
@@ -70,12 +69,7 @@ def run_one(args: argparse.Namespace, seed: int) -> dict:
             visible.append(len(ids))
         # where the accuracy comes from: descriptor agreement at the true correspondences, and the oracle
         ds = SevenScenes(root, args.scene)
-        queries = [(rel.extractor(ds.load_color(f)), f.T_world_cam) for f in ds.frames("test")]
-        agreement = descriptor_agreement(rel, queries)
-        oracle_t = []
-        for dense, T in queries:
-            T_oracle = oracle_pose(rel, dense, T)
-            oracle_t.append(np.inf if T_oracle is None else float(pose_errors(T_oracle, T)[0]))
+        diag = diagnose(rel, ((rel.extractor(ds.load_color(f)), f.T_world_cam) for f in ds.frames("test")))
     per = fmap.bytes_per_landmark()
     C = fmap.grids.dim
     out = {
@@ -97,8 +91,7 @@ def run_one(args: argparse.Namespace, seed: int) -> dict:
         s = summarise(recs[m])
         s["seconds_per_query_median"] = float(np.median([r["seconds"] for r in recs[m]]))
         out["methods"][m] = s
-    out["descriptor_agreement"] = agreement.as_dict()
-    out["oracle_true_correspondences"] = {"median_t_cm": 100 * float(np.median(oracle_t))}
+    out["diagnostics"] = diag
     fav, base = out["methods"]["favor"], out["methods"]["baseline"]
     out["favor_vs_baseline_median_t_ratio"] = fav["median_t_cm"] / base["median_t_cm"]
     out["seed"] = seed
@@ -147,9 +140,9 @@ def main() -> None:
         "favor_vs_baseline_median_t_ratio": {"per_seed": ratios, "mean": float(np.mean(ratios)),
                                              "geometric_mean": float(np.exp(np.mean(np.log(ratios))))},
         "median_t_cm": {m: [r["methods"][m]["median_t_cm"] for r in runs] for m in runs[0]["methods"]},
-        "oracle_median_t_cm": [r["oracle_true_correspondences"]["median_t_cm"] for r in runs],
-        "descriptor_median_cosine": {m: [r["descriptor_agreement"]["median_cosine"][m] for r in runs]
-                                     for m in runs[0]["descriptor_agreement"]["median_cosine"]},
+        "oracle_median_t_cm": [r["diagnostics"]["oracle"]["median_t_cm"] for r in runs],
+        "descriptor_median_cosine": {m: [r["diagnostics"]["descriptor_agreement"]["median_cosine"][m] for r in runs]
+                                     for m in runs[0]["diagnostics"]["descriptor_agreement"]["median_cosine"]},
         "runs": runs,
     }  # fmt: skip
     print(json.dumps(summary, indent=2))

@@ -16,15 +16,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from perception.features.dense import DenseImage
 from perception.geometry import SE3
+from perception.metrics.pose import pose_errors
 from slam.reloc.localize import Relocalizer
 
-__all__ = ["DescriptorAgreement", "descriptor_agreement", "oracle_pose", "true_correspondences"]
+__all__ = ["DescriptorAgreement", "descriptor_agreement", "diagnose", "oracle_pose", "true_correspondences"]
 
 MODELS = ("favor", "baseline", "direction_linear")
 
@@ -82,28 +84,39 @@ class DescriptorAgreement:
                 "better_than_baseline": self.better_than_baseline}  # fmt: skip
 
 
-def descriptor_agreement(rel: Relocalizer, queries: list[tuple[DenseImage, SE3]], radius_px: float = 1.5,
-                         ridge: float = 1e-2) -> DescriptorAgreement:  # fmt: skip
-    """Cosines of the three models' predicted descriptors with the query's, over the true correspondences of
-    ``queries`` (dense features, true ``T_world_cam``)."""
-    cos: dict[str, list[np.ndarray]] = {m: [] for m in MODELS}
-    for dense, T in queries:
-        ids, j, _ = true_correspondences(rel, dense, T, radius_px)
-        if len(ids) == 0:
-            continue
-        q = np.asarray(dense.features.descriptors[j], np.float64)
-        q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
-        preds = {"favor": rel.landmark_descriptors(T, ids, "favor"),
-                 "baseline": rel.landmark_descriptors(T, ids, "baseline"),
-                 "direction_linear": _direction_linear(rel, ids, T, ridge)}  # fmt: skip
-        for m, p in preds.items():
-            p = np.asarray(p, np.float64)
-            cos[m].append(np.sum(q * p, axis=1) / np.maximum(np.linalg.norm(p, axis=1), 1e-12))
+def _cosines(rel: Relocalizer, dense: DenseImage, T: SE3, radius_px: float, ridge: float) -> dict[str, np.ndarray]:
+    ids, j, _ = true_correspondences(rel, dense, T, radius_px)
+    if len(ids) == 0:
+        return {m: np.zeros(0) for m in MODELS}
+    q = np.asarray(dense.features.descriptors[j], np.float64)
+    q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    preds = {"favor": rel.landmark_descriptors(T, ids, "favor"),
+             "baseline": rel.landmark_descriptors(T, ids, "baseline"),
+             "direction_linear": _direction_linear(rel, ids, T, ridge)}  # fmt: skip
+    out = {}
+    for m, p in preds.items():
+        p = np.asarray(p, np.float64)
+        out[m] = np.sum(q * p, axis=1) / np.maximum(np.linalg.norm(p, axis=1), 1e-12)
+    return out
+
+
+def _agreement(cos: dict[str, list[np.ndarray]]) -> DescriptorAgreement:
     c = {m: np.concatenate(v) if v else np.zeros(0) for m, v in cos.items()}
     n = len(c["baseline"])
     med = {m: float(np.median(v)) if n else float("nan") for m, v in c.items()}
     better = {m: float(np.mean(c[m] > c["baseline"])) if n else float("nan") for m in MODELS if m != "baseline"}
     return DescriptorAgreement(n, med, better)
+
+
+def descriptor_agreement(rel: Relocalizer, queries: Iterable[tuple[DenseImage, SE3]], radius_px: float = 1.5,
+                         ridge: float = 1e-2) -> DescriptorAgreement:  # fmt: skip
+    """Cosines of the three models' predicted descriptors with the query's, over the true correspondences of
+    ``queries`` (dense features, true ``T_world_cam``)."""
+    cos: dict[str, list[np.ndarray]] = {m: [] for m in MODELS}
+    for dense, T in queries:
+        for m, v in _cosines(rel, dense, T, radius_px, ridge).items():
+            cos[m].append(v)
+    return _agreement(cos)
 
 
 def oracle_pose(rel: Relocalizer, dense: DenseImage, T_world_cam: SE3, radius_px: float = 1.5) -> SE3 | None:
@@ -113,3 +126,27 @@ def oracle_pose(rel: Relocalizer, dense: DenseImage, T_world_cam: SE3, radius_px
         return None
     out = rel.pnp(dense.features.keypoints[j], rel.X[ids])
     return None if out is None else out[0]
+
+
+def diagnose(rel: Relocalizer, queries: Iterable[tuple[DenseImage, SE3]], radius_px: float = 1.5,
+             ridge: float = 1e-2) -> dict:  # fmt: skip
+    """One pass over ``queries`` (a generator is fine: nothing is kept per query but numbers): descriptor agreement
+    and the oracle's median translation / rotation error (failures count as inf / 180 deg), as a JSON-ready dict."""
+    cos: dict[str, list[np.ndarray]] = {m: [] for m in MODELS}
+    t_err, r_err = [], []
+    for dense, T in queries:
+        for m, v in _cosines(rel, dense, T, radius_px, ridge).items():
+            cos[m].append(v)
+        T_oracle = oracle_pose(rel, dense, T, radius_px)
+        te, re_ = (np.inf, 180.0) if T_oracle is None else pose_errors(T_oracle, T)
+        t_err.append(float(te))
+        r_err.append(float(re_))
+    return {
+        "radius_px": radius_px,
+        "descriptor_agreement": _agreement(cos).as_dict(),
+        "oracle": {
+            "median_t_cm": 100 * float(np.median(t_err)) if t_err else float("nan"),
+            "median_r_deg": float(np.median(r_err)) if r_err else float("nan"),
+            "queries": len(t_err),
+        },
+    }

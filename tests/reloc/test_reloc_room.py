@@ -92,7 +92,7 @@ def test_eval_7scenes_reports_favor_and_both_baselines(room: Path, built: Path, 
     shutil.copy(built, maps / "room.favor.npz")  # reused: same scene, same camera
     out_json = tmp_path / "m.json"
     assert main(["eval", "7scenes", "--root", str(room), "--method", "all", "--out", str(tmp_path / "eval"),
-                 "--json", str(out_json)]) == 0  # fmt: skip
+                 "--json", str(out_json), "--diagnostics"]) == 0  # fmt: skip
     m = json.loads(out_json.read_text())["scenes"]["room"]
     fav, base, depth = m["favor"], m["baseline"], m["depth"]
     for s in (fav, base, depth):
@@ -103,6 +103,13 @@ def test_eval_7scenes_reports_favor_and_both_baselines(room: Path, built: Path, 
     assert depth["recall_5cm_5deg"] >= 0.8  # B0 with exact registered depth
     assert m["map"]["favor_bytes_per_landmark"] > m["map"]["baseline_bytes_per_landmark"]
     assert (tmp_path / "eval" / "results" / "room_favor.json").is_file()
+    # --diagnostics: agreement at the true correspondences and the oracle, from the test poses
+    diag = m["diagnostics"]
+    cos = diag["descriptor_agreement"]["median_cosine"]
+    assert diag["descriptor_agreement"]["pairs"] > 1000 and cos["favor"] > cos["baseline"]
+    assert diag["oracle"]["queries"] == 12 and diag["oracle"]["median_t_cm"] <= 1.1 * fav["median_t_cm"]
+    assert main(["eval", "7scenes", "--root", str(room), "--out", str(tmp_path / "e2"), "--diagnostics",
+                 "--diagnostics-radius-px", "0"]) == 2  # fmt: skip
 
 
 def test_bad_inputs_get_one_line_errors(room: Path, built: Path, tmp_path: Path, capsys) -> None:
