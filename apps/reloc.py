@@ -97,7 +97,8 @@ class Eval7ScenesConfig(CommonConfig):
     diagnostics: bool = False
     """Also measure, with the test poses as truth, where the accuracy comes from (metrics.json "diagnostics"): how
     well the rendered / mean / direction-dependent descriptors agree with the query's at the true correspondences,
-    and PnP on the true correspondences alone (the oracle). Tells whether rendering can help on this data."""
+    and PnP on the true correspondences alone (the oracle). Tells whether rendering can help on this data (costs a
+    second feature extraction per test frame)."""
     diagnostics_radius_px: float = 1.5
     """A keypoint this close to a landmark's projection under the test pose is a true correspondence (raise it
     with pseudo ground truth: its pose error adds to the keypoints')."""
@@ -363,6 +364,12 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
                 fmap = FavorMap.load(map_path)
                 try:
                     check_map_matches(fmap, map_path, cfg.root, scene, camera)
+                    want = json.loads(json.dumps({k: getattr(cfg.map, k) for k in cfg.map.__dataclass_fields__}))
+                    have = fmap.meta.get("config", {})
+                    changed = sorted(k for k in want if have.get(k) != want[k])
+                    if changed:
+                        raise InputError(f"{map_path} was built with other map settings ("
+                                         + ", ".join(f"{k}={have.get(k)!r}" for k in changed) + ")")
                 except InputError as e:
                     log.warning("rebuilding: %s", e)
                     fmap = None

@@ -55,7 +55,7 @@ def run_one(args: argparse.Namespace, seed: int) -> dict:
         methods = ["favor", "baseline", "depth"]
         recs = query_scene(fmap, root, args.scene, "test", QueryConfig(seed=seed), methods)
         # rendering alone: descriptors of the landmarks visible from each test pose, rendered vs looked up
-        rel = Relocalizer(fmap, QueryConfig())
+        rel = Relocalizer(fmap, QueryConfig(seed=seed))
         render_s, lookup_s, visible = [], [], []
         for r in recs["favor"]:
             T = SE3.from_matrix(np.array(r["prior_T_world_cam"]))
@@ -129,7 +129,12 @@ def main() -> None:
     ap.add_argument("--ridge", type=float, default=MapConfig.ridge, help="closed-form fit ridge (default: %(default)s)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    seeds = [args.seed] if args.seeds is None else [int(x) for x in args.seeds.split(",")]
+    try:
+        seeds = [args.seed] if args.seeds is None else [int(x) for x in args.seeds.split(",")]
+    except ValueError:
+        ap.error(f"--seeds takes comma-separated integers, got {args.seeds!r}")
+    if args.root is not None and len(seeds) > 1:
+        ap.error("--seeds simulates one room per seed; with --root there is one scene (use --seed)")
     runs = [run_one(args, s) for s in seeds]
     if len(runs) == 1:
         print(json.dumps(runs[0], indent=2))

@@ -85,10 +85,12 @@ class Light:
         d = np.asarray(self.direction, dtype=np.float64)
         if d.shape != (3,) or not np.isfinite(d).all() or np.linalg.norm(d) == 0:
             raise InputError(f"Light: direction must be a non-zero 3-vector, got {self.direction!r}")
-        for name in ("ambient", "diffuse", "headlight", "specular", "headlight_specular", "shininess"):
+        for name in ("ambient", "diffuse", "headlight", "specular", "headlight_specular"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v >= 0):
                 raise InputError(f"Light: {name} must be a finite number >= 0, got {v!r}")
+        if not (np.isfinite(self.shininess) and self.shininess > 0):
+            raise InputError(f"Light: shininess must be a finite number > 0, got {self.shininess!r}")
 
     @property
     def unit_direction(self) -> np.ndarray:
@@ -410,7 +412,7 @@ def _shade_samples(
     nf = nrm * np.where(ndotb > 0, np.float32(-1), np.float32(1))[:, None]
     ldir = light.unit_direction.astype(np.float32) @ Rf  # camera frame
     cos_l = np.maximum(nf @ ldir, 0.0)
-    if light.shadows and light.diffuse > 0:
+    if light.shadows and (light.diffuse > 0 or light.specular > 0):
         lit = np.flatnonzero(cos_l > 0)
         if lit.size:
             p = origin + ((t[lit, None] * b[lit]) @ Rf.T).astype(np.float64)

@@ -326,7 +326,7 @@ def test_lambertian_shading():
 def test_blinn_phong_highlights():
     """Glossy highlights on a grey quad facing the camera (normal -z): the headlight's follows the viewing angle,
     ``hs * cos(bearing)^n``; the directional light's peaks at the mirror direction of the light; a light behind the
-    surface gives none, and zero strengths leave the Lambertian image bit-identical."""
+    surface gives none, nor does a shadowed one (even without diffuse light)."""
     tex = np.full((8, 8, 3), 100, np.uint8)
     quad = quad_mesh([[-4, -4, 2], [4, -4, 2], [4, 4, 2], [-4, 4, 2]], tex, tiles=1)
     cam = PinholeCamera(80, 60, 40.0, 40.0, 39.5, 29.5)
@@ -350,7 +350,29 @@ def test_blinn_phong_highlights():
     plain = render_camera(world, cam, SE3.identity(), light=Light((0.3, 0, 1), ambient=0.2, diffuse=0.5), supersample=1)
     np.testing.assert_array_equal(behind.rgb, plain.rgb)
     with pytest.raises(InputError, match="shininess"):
-        Light(shininess=-1.0)
+        Light(shininess=0.0)
+
+
+def test_highlights_are_shadowed():
+    """A glossy ground plane under a box, light and highlight from straight above: no highlight in the shadow,
+    also when the light has no diffuse part (the shadow ray must still be cast)."""
+    tex = np.full((8, 8, 3), 60, np.uint8)
+    world = World()
+    world.add(quad_mesh([[-3, 3, 0], [3, 3, 0], [3, -3, 0], [-3, -3, 0]], tex, tiles=1))
+    world.add(box_mesh([0, 0, 1.0], [0.5, 0.5, 0.5], texture=tex, tile_size=1.0))
+    cam = PinholeCamera(60, 60, 60.0, 60.0, 29.5, 29.5)
+    pose = look_at([1.5, 0.2, 4.0], [0.0, 0.0, 0.0])
+    light = Light((0, 0, 1), ambient=0.2, diffuse=0.0, specular=0.5, shininess=1.0, shadows=True)
+    f = render_camera(world, cam, pose, light=light, supersample=1)
+    v, u = np.nonzero(f.instance == 1)
+    b = cam.unproject_bearing(np.stack([u, v], 1).astype(float))
+    p = pose.act(b * (f.depth[v, u] / b[:, 2])[:, None])
+    under = (np.abs(p[:, 0]) < 0.2) & (np.abs(p[:, 1]) < 0.2)
+    away = np.hypot(p[:, 0], p[:, 1]) > 0.6
+    assert under.sum() > 5 and away.sum() > 100
+    lin = srgb_decode_ref(f.rgb[v, u, 0])
+    np.testing.assert_allclose(lin[under], srgb_decode_ref(60) * 0.2, atol=0.004)
+    assert lin[away].min() > srgb_decode_ref(60) * 0.2 + 0.2  # lit ground carries the broad highlight
 
 
 def test_shadows():

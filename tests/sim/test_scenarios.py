@@ -135,6 +135,8 @@ def test_room_training_heights_and_glossy_surfaces(tmp_path: Path, capsys) -> No
     assert gain.min() >= 0 and gain[20:28, 28:36].mean() > 2 * gain[:8].mean() + 5
     capsys.readouterr()
     assert main(["sim", "room", "--out", str(tmp_path / "bad"), "--room.shininess", "-2"]) == 2
-    assert "shininess must be a finite number >= 0" in capsys.readouterr().err
+    assert "shininess must be a finite number > 0" in capsys.readouterr().err
+    assert main(["sim", "room", "--out", str(tmp_path / "bad"), "--room.train-height-offsets", "0", "5"]) == 2
+    assert "puts a training loop at 6.45 m" in capsys.readouterr().err
     assert main(["sim", "room", "--out", str(tmp_path / "bad"), "--room.test-sequences", "0"]) == 2
     assert "test_sequences must be >= 1" in capsys.readouterr().err

@@ -107,9 +107,15 @@ class RoomConfig:
             raise InputError("room: counts must be >= 0")
         if self.train_height_offsets is not None and len(self.train_height_offsets) == 0:
             raise InputError("room: train_height_offsets needs at least one value (or leave it unset)")
-        for name in ("specular", "headlight_specular", "shininess"):
+        for name in ("specular", "headlight_specular"):
             if not (np.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
                 raise InputError(f"room: {name} must be a finite number >= 0, got {getattr(self, name)}")
+        if not (np.isfinite(self.shininess) and self.shininess > 0):
+            raise InputError(f"room: shininess must be a finite number > 0, got {self.shininess}")
+        for dh in self.train_height_offsets or ():
+            if not (np.isfinite(dh) and 0.3 <= self.train_height + dh <= self.size[2] - 0.3):
+                raise InputError(f"room: train_height_offsets {dh} puts a training loop at {self.train_height + dh} m; "
+                                 f"keep it 0.3 m from floor and ceiling (0.3 .. {self.size[2] - 0.3:.1f} m)")
         half = 0.5 * min(self.size[0], self.size[1])
         if not 0 <= self.test_radius < half - 0.8 or not 0 < self.train_radius < half - 0.8:
             raise InputError(f"room: loop radii must leave >= 0.8 m to the walls (half width {half} m)")
