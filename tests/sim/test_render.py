@@ -353,45 +353,37 @@ def test_blinn_phong_highlights():
         Light(shininess=0.0)
 
 
-def test_highlights_are_shadowed():
-    """A glossy ground plane under a box, light and highlight from straight above: no highlight in the shadow,
-    also when the light has no diffuse part (the shadow ray must still be cast)."""
-    tex = np.full((8, 8, 3), 60, np.uint8)
+def _box_on_ground(grey: int, light: Light, away_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A small box on a grey ground plane seen obliquely: (linear red of the ground pixels, mask of those under the
+    box, mask of those further than ``away_m`` from it)."""
+    tex = np.full((8, 8, 3), grey, np.uint8)
     world = World()
     world.add(quad_mesh([[-3, 3, 0], [3, 3, 0], [3, -3, 0], [-3, -3, 0]], tex, tiles=1))
     world.add(box_mesh([0, 0, 1.0], [0.5, 0.5, 0.5], texture=tex, tile_size=1.0))
     cam = PinholeCamera(60, 60, 60.0, 60.0, 29.5, 29.5)
     pose = look_at([1.5, 0.2, 4.0], [0.0, 0.0, 0.0])
-    light = Light((0, 0, 1), ambient=0.2, diffuse=0.0, specular=0.5, shininess=1.0, shadows=True)
     f = render_camera(world, cam, pose, light=light, supersample=1)
     v, u = np.nonzero(f.instance == 1)
     b = cam.unproject_bearing(np.stack([u, v], 1).astype(float))
-    p = pose.act(b * (f.depth[v, u] / b[:, 2])[:, None])
+    p = pose.act(b * (f.depth[v, u] / b[:, 2])[:, None])  # ground points
     under = (np.abs(p[:, 0]) < 0.2) & (np.abs(p[:, 1]) < 0.2)
-    away = np.hypot(p[:, 0], p[:, 1]) > 0.6
+    away = np.hypot(p[:, 0], p[:, 1]) > away_m
     assert under.sum() > 5 and away.sum() > 100
-    lin = srgb_decode_ref(f.rgb[v, u, 0])
+    return srgb_decode_ref(f.rgb[v, u, 0]), under, away
+
+
+def test_highlights_are_shadowed():
+    """A glossy ground plane under a box, light and highlight from straight above: no highlight in the shadow,
+    also when the light has no diffuse part (the shadow ray must still be cast)."""
+    light = Light((0, 0, 1), ambient=0.2, diffuse=0.0, specular=0.5, shininess=1.0, shadows=True)
+    lin, under, away = _box_on_ground(60, light, away_m=0.6)
     np.testing.assert_allclose(lin[under], srgb_decode_ref(60) * 0.2, atol=0.004)
     assert lin[away].min() > srgb_decode_ref(60) * 0.2 + 0.2  # lit ground carries the broad highlight
 
 
 def test_shadows():
     """A small box on a ground plane, light from straight above: the ground under the box is in shadow."""
-    tex = np.full((8, 8, 3), 180, np.uint8)
-    world = World()
-    world.add(quad_mesh([[-3, 3, 0], [3, 3, 0], [3, -3, 0], [-3, -3, 0]], tex, tiles=1))
-    world.add(box_mesh([0, 0, 1.0], [0.5, 0.5, 0.5], texture=tex, tile_size=1.0))
-    cam = PinholeCamera(60, 60, 60.0, 60.0, 29.5, 29.5)
-    pose = look_at([1.5, 0.2, 4.0], [0.0, 0.0, 0.0])
-    light = Light((0, 0, 1), ambient=0.2, diffuse=0.8, shadows=True)
-    f = render_camera(world, cam, pose, light=light, supersample=1)
-    v, u = np.nonzero(f.instance == 1)
-    b = cam.unproject_bearing(np.stack([u, v], 1).astype(float))
-    p = pose.act(b * (f.depth[v, u] / b[:, 2])[:, None])  # ground points
-    under = (np.abs(p[:, 0]) < 0.2) & (np.abs(p[:, 1]) < 0.2)
-    away = np.hypot(p[:, 0], p[:, 1]) > 0.5
-    assert under.sum() > 5 and away.sum() > 100
-    lin = srgb_decode_ref(f.rgb[v, u, 0])
+    lin, under, away = _box_on_ground(180, Light((0, 0, 1), ambient=0.2, diffuse=0.8, shadows=True), away_m=0.5)
     albedo = srgb_decode_ref(180)
     np.testing.assert_allclose(lin[under], albedo * 0.2, atol=0.004)
     np.testing.assert_allclose(lin[away], albedo * 1.0, atol=0.004)
