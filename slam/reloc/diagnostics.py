@@ -2,22 +2,21 @@
 
 - :func:`true_correspondences`: the query keypoints that lie within ``radius_px`` of a visible landmark's
   projection under the *true* pose (one-to-one: a keypoint goes to its nearest landmark projection).
-- :func:`descriptor_agreement`: over those correspondences, the cosine between the query's descriptor and each
+- :func:`diagnose`, descriptor agreement: over those correspondences, the cosine between the query's descriptor and each
   model's prediction of the landmark's descriptor from the query's viewpoint: ``favor`` (rendered from the voxel
   grid), ``baseline`` (B1, the stored mean) and ``direction_linear``, a reference that fits each landmark's
   observed descriptors as an affine function of the viewing direction (ridge-regularised towards the mean). It is
   a reference, not a bound: how much it gains over ``baseline`` estimates how view-dependent the appearance is
   (its ``ridge`` matters: 1e-2 .. 1e-1 measured alike on simulated rooms, 1e-4 overfits).
-- :func:`oracle_pose`: PnP on the true correspondences only (chosen with the true pose): an estimate of the
-  accuracy perfect matching would give with this map's landmarks and the query's keypoints (not a strict bound:
-  the methods' RANSAC may drop true correspondences whose keypoints are poorly localised). The gap between a
-  method and the oracle is roughly what better descriptors can win back.
+- :func:`oracle_pose` (and :func:`diagnose`'s ``oracle``): PnP on the true correspondences only (chosen with the
+  true pose): an estimate of the accuracy perfect matching would give with this map's landmarks and the query's
+  keypoints (not a strict bound: the methods' RANSAC may drop true correspondences whose keypoints are poorly
+  localised). The gap between a method and the oracle is roughly what better descriptors can win back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,7 +25,7 @@ from perception.geometry import SE3
 from perception.metrics.pose import pose_errors
 from slam.reloc.localize import Relocalizer
 
-__all__ = ["DescriptorAgreement", "descriptor_agreement", "diagnose", "oracle_pose", "true_correspondences"]
+__all__ = ["diagnose", "oracle_pose", "true_correspondences"]
 
 MODELS = ("favor", "baseline", "direction_linear")
 
@@ -72,20 +71,6 @@ def _direction_linear(rel: Relocalizer, ids: np.ndarray, T_world_cam: SE3, ridge
     return out
 
 
-@dataclass
-class DescriptorAgreement:
-    pairs: int
-    """True correspondences measured."""
-    median_cosine: dict[str, float]
-    """Median cosine between the query's descriptor and each model's prediction."""
-    better_than_baseline: dict[str, float]
-    """Fraction of correspondences where a model's prediction is closer to the query than the stored mean."""
-
-    def as_dict(self) -> dict:
-        return {"pairs": self.pairs, "median_cosine": self.median_cosine,
-                "better_than_baseline": self.better_than_baseline}  # fmt: skip
-
-
 def _cosines(rel: Relocalizer, dense: DenseImage, T: SE3, radius_px: float, ridge: float) -> dict[str, np.ndarray]:
     ids, j, _ = true_correspondences(rel, dense, T, radius_px)
     if len(ids) == 0:
@@ -102,23 +87,14 @@ def _cosines(rel: Relocalizer, dense: DenseImage, T: SE3, radius_px: float, ridg
     return out
 
 
-def _agreement(cos: dict[str, list[np.ndarray]]) -> DescriptorAgreement:
+def _agreement(cos: dict[str, list[np.ndarray]]) -> dict:
+    """``pairs`` measured; ``median_cosine`` per model; ``better_than_baseline``: the fraction of pairs where a
+    model's prediction is closer to the query's descriptor than the stored mean."""
     c = {m: np.concatenate(v) if v else np.zeros(0) for m, v in cos.items()}
     n = len(c["baseline"])
     med = {m: float(np.median(v)) if n else float("nan") for m, v in c.items()}
     better = {m: float(np.mean(c[m] > c["baseline"])) if n else float("nan") for m in MODELS if m != "baseline"}
-    return DescriptorAgreement(n, med, better)
-
-
-def descriptor_agreement(rel: Relocalizer, queries: Iterable[tuple[DenseImage, SE3]], radius_px: float = 1.5,
-                         ridge: float = 1e-2) -> DescriptorAgreement:  # fmt: skip
-    """Cosines of the three models' predicted descriptors with the query's, over the true correspondences of
-    ``queries`` (dense features, true ``T_world_cam``)."""
-    cos: dict[str, list[np.ndarray]] = {m: [] for m in MODELS}
-    for dense, T in queries:
-        for m, v in _cosines(rel, dense, T, radius_px, ridge).items():
-            cos[m].append(v)
-    return _agreement(cos)
+    return {"pairs": n, "median_cosine": med, "better_than_baseline": better}
 
 
 def oracle_pose(rel: Relocalizer, dense: DenseImage, T_world_cam: SE3, radius_px: float = 1.5) -> SE3 | None:
@@ -132,8 +108,9 @@ def oracle_pose(rel: Relocalizer, dense: DenseImage, T_world_cam: SE3, radius_px
 
 def diagnose(rel: Relocalizer, queries: Iterable[tuple[DenseImage, SE3]], radius_px: float = 1.5,
              ridge: float = 1e-2) -> dict:  # fmt: skip
-    """One pass over ``queries`` (a generator is fine: nothing is kept per query but numbers): descriptor agreement
-    and the oracle's median translation / rotation error (failures count as inf / 180 deg), as a JSON-ready dict."""
+    """One pass over ``queries`` (dense features, true ``T_world_cam``; a generator is fine: nothing is kept per query
+    but numbers): descriptor agreement at the true correspondences and the oracle's median translation / rotation
+    error (failures count as inf / 180 deg), as a JSON-ready dict."""
     cos: dict[str, list[np.ndarray]] = {m: [] for m in MODELS}
     t_err, r_err = [], []
     for dense, T in queries:
@@ -145,7 +122,7 @@ def diagnose(rel: Relocalizer, queries: Iterable[tuple[DenseImage, SE3]], radius
         r_err.append(float(re_))
     return {
         "radius_px": radius_px,
-        "descriptor_agreement": _agreement(cos).as_dict(),
+        "descriptor_agreement": _agreement(cos),
         "oracle": {
             "median_t_cm": 100 * float(np.median(t_err)) if t_err else float("nan"),
             "median_r_deg": float(np.median(r_err)) if r_err else float("nan"),

@@ -18,7 +18,7 @@ from perception.errors import InputError
 from perception.features.matching import match_mutual_nn
 from perception.metrics.pose import pose_errors
 from slam.reloc import FavorMap, QueryConfig, Relocalizer
-from slam.reloc.diagnostics import descriptor_agreement, oracle_pose, true_correspondences
+from slam.reloc.diagnostics import diagnose, true_correspondences
 from slam.reloc.results import read_results
 
 ROOM = ["--room.width", "320", "--room.height", "240", "--room.focal", "262.5", "--room.supersample", "1",
@@ -167,12 +167,10 @@ def test_diagnostics_bound_what_descriptors_can_win(room: Path, built: Path) -> 
     rel = Relocalizer(fmap, QueryConfig())
     ds = SevenScenes(room, "room")
     queries = [(rel.extractor(ds.load_color(f)), f.T_world_cam) for f in ds.frames("test")[::2]]
-    t_oracle, t_favor, true_frac = [], [], []
+    t_favor, true_frac = [], []
     for dense, T in queries:
         ids, j, res = true_correspondences(rel, dense, T, radius_px=1.5)
         assert len(ids) > 100 and len(np.unique(j)) == len(j)  # one-to-one
-        T_oracle = oracle_pose(rel, dense, T)
-        t_oracle.append(pose_errors(T_oracle, T)[0])
         # FaVoR's matching at the true pose: most of its matches are true correspondences
         vis = rel.visible(T)
         m = match_mutual_nn(dense.features.descriptors, rel.landmark_descriptors(T, vis, "favor"), ratio=1.0,
@@ -183,15 +181,19 @@ def test_diagnostics_bound_what_descriptors_can_win(room: Path, built: Path) -> 
     for f in ds.frames("test")[::2]:
         r = rel.localize(ds.load_color(f), f.name)
         t_favor.append(pose_errors(r.T_world_cam, f.T_world_cam)[0])
-    assert np.median(t_oracle) <= 1.1 * np.median(t_favor) and np.median(t_oracle) < 0.02
+    diag = diagnose(rel, queries)
+    t_oracle = diag["oracle"]["median_t_cm"] / 100
+    assert diag["oracle"]["queries"] == len(queries)
+    assert t_oracle <= 1.1 * np.median(t_favor) and t_oracle < 0.02
     assert np.mean(true_frac) > 0.7
-    agree = descriptor_agreement(rel, queries)
-    assert agree.pairs > 300
+    agree = diag["descriptor_agreement"]
+    cos = agree["median_cosine"]
+    assert agree["pairs"] > 300
     for m in ("favor", "baseline", "direction_linear"):
-        assert 0.75 < agree.median_cosine[m] < 1.0
+        assert 0.75 < cos[m] < 1.0
     # the affine-in-direction reference is the mean descriptor plus a view-dependent term: no worse than the mean
-    assert agree.median_cosine["direction_linear"] >= agree.median_cosine["baseline"] - 0.002
+    assert cos["direction_linear"] >= cos["baseline"] - 0.002
     # rendering (grids trained on the rendered rays) predicts the query's descriptors from its new viewpoint better
     # than the mean does, and about as well as the direction-dependent reference (8 rooms: +0.003 .. +0.006)
-    assert agree.median_cosine["favor"] > agree.median_cosine["baseline"]
-    assert agree.median_cosine["favor"] >= agree.median_cosine["direction_linear"] - 0.005
+    assert cos["favor"] > cos["baseline"]
+    assert cos["favor"] >= cos["direction_linear"] - 0.005
