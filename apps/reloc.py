@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -164,8 +164,10 @@ def build_scene_map(root: Path, scene: str, camera_opts: CameraOptions, map_cfg:
     return build_map(get, len(frames), camera, map_cfg, scene=scene, progress=progress)
 
 
-def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, camera: PinholeCamera) -> None:
-    """Refuse a map built for another scene (name or training frames) or another camera."""
+def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, camera: PinholeCamera,
+                      map_cfg: MapConfig | None = None) -> None:  # fmt: skip
+    """Refuse a map built for another scene (name or training frames), another camera or, when ``map_cfg`` is
+    given, other map settings."""
     built = fmap.meta.get("scene", "")
     if built != scene:
         raise InputError(f"{map_path} was built for scene {built!r}, not {scene!r}; build one with "
@@ -189,6 +191,14 @@ def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, ca
         raise InputError(f"{map_path}: built for camera {c.width}x{c.height} f=({c.fx:g}, {c.fy:g}), not "
                          f"{camera.width}x{camera.height} f=({camera.fx:g}, {camera.fy:g}); pass the same "
                          "--camera.* options or rebuild")  # fmt: skip
+    if map_cfg is not None:
+        want = json.loads(json.dumps(asdict(map_cfg)))  # as stored in the map's meta (JSON)
+        have = fmap.meta.get("config", {})
+        changed = sorted(k for k in want if have.get(k) != want[k])
+        if changed:
+            raise InputError(f"{map_path} was built with other map settings ("
+                             + ", ".join(f"{k}={have.get(k)!r}" for k in changed) + "); pass the same --map.* "
+                             "options or rebuild")  # fmt: skip
 
 
 def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryConfig, methods: list[str],
@@ -363,13 +373,7 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
             if map_path.is_file() and not cfg.rebuild:
                 fmap = FavorMap.load(map_path)
                 try:
-                    check_map_matches(fmap, map_path, cfg.root, scene, camera)
-                    want = json.loads(json.dumps({k: getattr(cfg.map, k) for k in cfg.map.__dataclass_fields__}))
-                    have = fmap.meta.get("config", {})
-                    changed = sorted(k for k in want if have.get(k) != want[k])
-                    if changed:
-                        raise InputError(f"{map_path} was built with other map settings ("
-                                         + ", ".join(f"{k}={have.get(k)!r}" for k in changed) + ")")
+                    check_map_matches(fmap, map_path, cfg.root, scene, camera, cfg.map)
                 except InputError as e:
                     log.warning("rebuilding: %s", e)
                     fmap = None
