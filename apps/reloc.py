@@ -97,8 +97,9 @@ class Eval7ScenesConfig(CommonConfig):
     diagnostics: bool = False
     """Also measure, with the test poses as truth, where the accuracy comes from (metrics.json "diagnostics"): how
     well the rendered / mean / direction-dependent descriptors agree with the query's at the true correspondences,
-    and PnP on the true correspondences alone (the oracle). Tells whether rendering can help on this data (costs a
-    second feature extraction per test frame)."""
+    how far the test views are from the training views (angle, scale), and PnP on the true correspondences alone
+    (the oracle). Tells whether rendering can help on this data (costs a second feature extraction per test
+    frame)."""
     diagnostics_radius_px: float = 1.5
     """A keypoint this close to a landmark's projection under the test pose is a true correspondence (raise it
     with pseudo ground truth: its pose error adds to the keypoints')."""
@@ -411,9 +412,15 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
     for scene, e in result["scenes"].items():
         if "diagnostics" in e:
             d = e["diagnostics"]
-            c = d["descriptor_agreement"]["median_cosine"]
+            c, v = d["descriptor_agreement"]["median_cosine"], d["view_change"]
+            if d["descriptor_agreement"]["pairs"] == 0:
+                print(f"{scene:10s} diagnostics: no query keypoint within {d['radius_px']} px of a landmark's "
+                      "projection under the test poses (raise --diagnostics-radius-px for pseudo ground truth)")
+                continue
             print(f"{scene:10s} diagnostics: median cosine at {d['descriptor_agreement']['pairs']} true "
                   f"correspondences: rendered {c['favor']:.3f}, mean {c['baseline']:.3f}, direction-linear "
-                  f"{c['direction_linear']:.3f}; oracle PnP {d['oracle']['median_t_cm']:.2f} cm")  # fmt: skip
+                  f"{c['direction_linear']:.3f}; views {v['median_angle_deg']:.1f} deg from the nearest training "
+                  f"view at {v['median_scale_change']:.2f}x its distance; oracle PnP "
+                  f"{d['oracle']['median_t_cm']:.2f} cm")  # fmt: skip
     print(f"metrics -> {path}")
     return 0

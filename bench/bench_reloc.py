@@ -12,8 +12,11 @@ cosine between the query's descriptor and each prediction of the landmark's desc
 correspondences (rendered, stored mean, and a per-landmark affine-in-direction fit that measures how view-dependent
 the appearance is at all), and ``oracle``, PnP on the true correspondences only: about the accuracy perfect
 matching would give, i.e. roughly the most better descriptors could win.
+``view_change`` says how the test views differ from the training views at those correspondences (angle to the
+nearest training direction, scale change): FaVoR's renderer models direction only.
 Usage: python bench/bench_reloc.py [--root R --scene S] [--frames 24] [--test-frames 8] [--seed 0 | --seeds 0,1,2,3]
-       [--headlight-specular 0.6 --shininess 30] [--features sift] [--patch-half 3 --ridge 0.001]
+       [--headlight-specular 0.6 --shininess 30] [--train-heights -0.6,0,0.6] [--features sift]
+       [--patch-half 3 --ridge 0.001]
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ def run_one(args: argparse.Namespace, seed: int) -> dict:
         root = args.root
         if root is None:
             root = Path(tmp)
+            heights = {} if args.train_heights is None else {"train_sequences": len(args.train_heights),
+                                                             "train_height_offsets": args.train_heights}
             make_room(root, RoomConfig(width=320, height=240, focal=262.5, supersample=1,
                                        frames_per_sequence=args.frames, test_frames_per_sequence=args.test_frames,
-                                       headlight_specular=args.headlight_specular, shininess=args.shininess),
-                      seed=seed)  # fmt: skip
+                                       headlight_specular=args.headlight_specular, shininess=args.shininess,
+                                       **heights), seed=seed)  # fmt: skip
         t0 = time.perf_counter()
         mcfg = MapConfig(features=args.features, patch_half=args.patch_half, ridge=args.ridge, seed=seed)
         fmap = build_scene_map(root, args.scene, CameraOptions(), mcfg)
@@ -75,7 +80,7 @@ def run_one(args: argparse.Namespace, seed: int) -> dict:
     out = {
         "scene": args.scene, "simulated": args.root is None, "threads": args.threads,
         "room": None if args.root is not None else {"headlight_specular": args.headlight_specular,
-                                                   "shininess": args.shininess},
+                                                   "shininess": args.shininess, "train_heights": args.train_heights},
         "map": {"features": args.features, "patch_half": args.patch_half, "ridge": args.ridge},
         "landmarks": fmap.num_landmarks, "train_frames": len(fmap.frame_names), "map_build_s": build_s,
         "memory_bytes_per_landmark": {"favor": per["favor_grid_bytes"], "baseline": per["baseline_descriptor_bytes"]},
@@ -119,6 +124,12 @@ def main() -> None:
         help="simulated room: glossy highlight of a lamp on the camera (view-dependent appearance)",
     )
     ap.add_argument("--shininess", type=float, default=30.0, help="simulated room: highlight exponent")
+    ap.add_argument(
+        "--train-heights",
+        default=None,
+        help="simulated room: comma-separated height offsets (m) of the training loops, one loop each (default: "
+        "two loops 0.1 m apart); e.g. -0.6,0,0.6 sees every wall point from more elevations",
+    )
     ap.add_argument("--features", default="xfeat", help="dense descriptor: xfeat or sift (default: %(default)s)")
     ap.add_argument(
         "--patch-half",
@@ -133,6 +144,11 @@ def main() -> None:
         seeds = [args.seed] if args.seeds is None else [int(x) for x in args.seeds.split(",")]
     except ValueError:
         ap.error(f"--seeds takes comma-separated integers, got {args.seeds!r}")
+    if args.train_heights is not None:
+        try:
+            args.train_heights = tuple(float(x) for x in args.train_heights.split(","))
+        except ValueError:
+            ap.error(f"--train-heights takes comma-separated numbers, got {args.train_heights!r}")
     if args.root is not None and len(seeds) > 1:
         ap.error("--seeds simulates one room per seed; with --root there is one scene (use --seed)")
     runs = [run_one(args, s) for s in seeds]
@@ -146,6 +162,8 @@ def main() -> None:
                                              "geometric_mean": float(np.exp(np.mean(np.log(ratios))))},
         "median_t_cm": {m: [r["methods"][m]["median_t_cm"] for r in runs] for m in runs[0]["methods"]},
         "oracle_median_t_cm": [r["diagnostics"]["oracle"]["median_t_cm"] for r in runs],
+        "view_change": {k: [r["diagnostics"]["view_change"][k] for r in runs]
+                        for k in ("median_angle_deg", "median_scale_change")},
         "descriptor_median_cosine": {m: [r["diagnostics"]["descriptor_agreement"]["median_cosine"][m] for r in runs]
                                      for m in runs[0]["diagnostics"]["descriptor_agreement"]["median_cosine"]},
         "runs": runs,

@@ -86,7 +86,7 @@ def test_query_writes_hloc_results_that_meet_the_accuracy_bar(room: Path, built:
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "run.rrd").stat().st_size > 10_000
 
 
-def test_eval_7scenes_reports_favor_and_both_baselines(room: Path, built: Path, tmp_path: Path) -> None:
+def test_eval_7scenes_reports_favor_and_both_baselines(room: Path, built: Path, tmp_path: Path, capsys) -> None:
     maps = tmp_path / "eval" / "maps"
     maps.mkdir(parents=True)
     shutil.copy(built, maps / "room.favor.npz")  # reused: same scene, same camera
@@ -108,12 +108,20 @@ def test_eval_7scenes_reports_favor_and_both_baselines(room: Path, built: Path, 
     cos = diag["descriptor_agreement"]["median_cosine"]
     assert diag["descriptor_agreement"]["pairs"] > 1000 and cos["favor"] > cos["baseline"]
     assert diag["oracle"]["queries"] == 12 and diag["oracle"]["median_t_cm"] <= 1.1 * fav["median_t_cm"]
+    assert diag["view_change"]["median_scale_change"] > 1.15  # the test loop stands further from the walls
+    assert "from the nearest training view at 1." in capsys.readouterr().out
     assert main(["eval", "7scenes", "--root", str(room), "--out", str(tmp_path / "e2"), "--diagnostics",
                  "--diagnostics-radius-px", "0"]) == 2  # fmt: skip
-    # a cached map built with other settings is rebuilt, not silently reused
+    # a cached map built with other settings is rebuilt, not silently reused; diagnostics that find no true
+    # correspondence (a radius no integer keypoint meets) say so, with nulls in the JSON, not NaN
     assert main(["eval", "7scenes", "--root", str(room), "--method", "baseline", "--out", str(tmp_path / "eval"),
-                 "--map.ridge", "0.01", "--query-stride", "4"]) == 0  # fmt: skip
+                 "--map.ridge", "0.01", "--query-stride", "4", "--diagnostics", "--diagnostics-radius-px",
+                 "1e-9"]) == 0  # fmt: skip
     assert FavorMap.load(maps / "room.favor.npz").meta["config"]["ridge"] == 0.01
+    assert "no query keypoint within 1e-09 px" in capsys.readouterr().out
+    text = (tmp_path / "eval" / "metrics.json").read_text()
+    assert "NaN" not in text and json.loads(text)["scenes"]["room"]["diagnostics"]["view_change"]["by_angle"][0][
+        "median_cosine"]["favor"] is None  # fmt: skip
 
 
 def test_bad_inputs_get_one_line_errors(room: Path, built: Path, tmp_path: Path, capsys) -> None:
@@ -197,3 +205,13 @@ def test_diagnostics_bound_what_descriptors_can_win(room: Path, built: Path) -> 
     # than the mean does, and about as well as the direction-dependent reference (8 rooms: +0.003 .. +0.006)
     assert cos["favor"] > cos["baseline"]
     assert cos["favor"] >= cos["direction_linear"] - 0.005
+    # how the test views differ from training: the test loop is nearer the room's centre, i.e. further from the walls
+    # (the scale change FaVoR's direction-only renderer cannot model); the angle bins partition the pairs
+    view = diag["view_change"]
+    assert 1.15 < view["median_scale_change"] < 1.8 and 0.0 < view["median_angle_deg"] < 20.0
+    assert sum(b["pairs"] for b in view["by_angle"]) == agree["pairs"]
+    assert [b["angle_deg"] for b in view["by_angle"]] == [[0, 10], [10, 20], [20, 180]]
+    # a training frame as query: its landmarks are seen from a training viewpoint, no view change
+    train = ds.frames("train")[5]
+    same = diagnose(rel, [(rel.extractor(ds.load_color(train)), train.T_world_cam)])["view_change"]
+    assert same["median_angle_deg"] < 0.5 and abs(same["median_scale_change"] - 1.0) < 0.01
