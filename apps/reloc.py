@@ -56,6 +56,9 @@ class RelocBuildConfig(CommonConfig):
     """Map file to write (its folder gets config.yaml)."""
     stride: int = 1
     """Use every STRIDE-th training frame (the real scenes have 1000-7000; 10 is a good CPU setting there)."""
+    pgt: Path | None = None
+    """Folder of pseudo-ground-truth pose files <scene>_train.txt / <scene>_test.txt (e.g. the SfM pGT of
+    visloc_pseudo_gt_limitations/pgt/sfm/7scenes, which FaVoR uses): their poses and focal replace the dataset's."""
     camera: CameraOptions = field(default_factory=CameraOptions)
     map: MapConfig = field(default_factory=MapConfig)
 
@@ -74,6 +77,10 @@ class RelocQueryConfig(PipelineConfig):
     """Local weights of the map's descriptor network (superpoint)."""
     netvlad_weights: str | None = None
     """The NetVLAD checkpoint the map was built with, if any."""
+    pgt: Path | None = None
+    """Folder of pseudo-ground-truth pose files <scene>_train.txt / <scene>_test.txt (e.g. the SfM pGT of
+    visloc_pseudo_gt_limitations/pgt/sfm/7scenes, which FaVoR uses): their poses and focal replace the dataset's
+    (the same folder as the map's)."""
     query: QueryConfig = field(default_factory=QueryConfig)
 
 
@@ -103,14 +110,19 @@ class Eval7ScenesConfig(CommonConfig):
     diagnostics_radius_px: float = 1.5
     """A keypoint this close to a landmark's projection under the test pose is a true correspondence (raise it
     with pseudo ground truth: its pose error adds to the keypoints')."""
+    pgt: Path | None = None
+    """Folder of pseudo-ground-truth pose files <scene>_train.txt / <scene>_test.txt (e.g. the SfM pGT of
+    visloc_pseudo_gt_limitations/pgt/sfm/7scenes, which FaVoR uses): their poses and focal replace the dataset's.
+    Brachmann et al. (ICCV 2021) ask for results under both pseudo ground truths."""
     camera: CameraOptions = field(default_factory=CameraOptions)
     map: MapConfig = field(default_factory=MapConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def scene_camera(root: Path, scene: str, opts: CameraOptions) -> PinholeCamera:
-    """The colour camera of a scene: explicit options, else sim_meta.json's camera, else 7-Scenes' default."""
+def scene_camera(root: Path, scene: str, opts: CameraOptions, pgt: Path | None = None) -> PinholeCamera:
+    """The colour camera of a scene: explicit options, else the pseudo ground truth's focal (principal point at the
+    image centre, as FaVoR does), else sim_meta.json's camera, else 7-Scenes' default."""
     base = DEFAULT_CAMERA
     meta = Path(root) / scene / "sim_meta.json"
     if meta.is_file():
@@ -121,8 +133,16 @@ def scene_camera(root: Path, scene: str, opts: CameraOptions) -> PinholeCamera:
         except (KeyError, ValueError, TypeError, json.JSONDecodeError) as e:
             raise InputError(f"{meta}: unreadable camera ({e}); fix or delete the file, or pass --camera.fx etc."
                              ) from None
+    f = SevenScenes(root, scene, pgt=pgt).pgt_focal() if pgt is not None else None
+    if f is not None:
+        base = PinholeCamera(base.width, base.height, f, f, base.width / 2, base.height / 2)
     return PinholeCamera(base.width, base.height, opts.fx or base.fx, opts.fy or opts.fx or base.fy,
                          base.cx if opts.cx is None else opts.cx, base.cy if opts.cy is None else opts.cy)  # fmt: skip
+
+
+def pose_source(pgt: Path | None) -> str:
+    """How a run's poses are named in maps and metrics: the dataset's pose.txt files, or a pGT folder."""
+    return "pose.txt" if pgt is None else f"pgt {Path(pgt).resolve()}"
 
 
 def _frames(ds: SevenScenes, split: str, stride: int):
@@ -152,28 +172,35 @@ def _progress():
 
 
 def build_scene_map(root: Path, scene: str, camera_opts: CameraOptions, map_cfg: MapConfig, stride: int = 1,
-                    progress=None) -> FavorMap:  # fmt: skip
-    """Stage: read a scene's training split (colour, depth, poses) and build its FaVoR map."""
-    ds = SevenScenes(root, scene)
-    camera = scene_camera(root, scene, camera_opts)
+                    progress=None, pgt: Path | None = None) -> FavorMap:  # fmt: skip
+    """Stage: read a scene's training split (colour, depth, poses: the dataset's or ``pgt``'s) and build its FaVoR
+    map."""
+    ds = SevenScenes(root, scene, pgt=pgt)
+    camera = scene_camera(root, scene, camera_opts, pgt)
     frames = _frames(ds, "train", stride)
 
     def get(i: int) -> TrainFrame:
         f = frames[i]
         return TrainFrame(f.name, ds.load_color(f), f.T_world_cam, f.seq, ds.load_depth_m(f))
 
-    return build_map(get, len(frames), camera, map_cfg, scene=scene, progress=progress)
+    fmap = build_map(get, len(frames), camera, map_cfg, scene=scene, progress=progress)
+    fmap.meta["poses"] = pose_source(pgt)
+    return fmap
 
 
 def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, camera: PinholeCamera,
-                      map_cfg: MapConfig | None = None) -> None:  # fmt: skip
-    """Refuse a map built for another scene (name or training frames), another camera or, when ``map_cfg`` is
-    given, other map settings."""
+                      map_cfg: MapConfig | None = None, pgt: Path | None = None) -> None:  # fmt: skip
+    """Refuse a map built for another scene (name or training frames), other poses (pose.txt vs a pGT), another
+    camera or, when ``map_cfg`` is given, other map settings."""
     built = fmap.meta.get("scene", "")
     if built != scene:
         raise InputError(f"{map_path} was built for scene {built!r}, not {scene!r}; build one with "
                          f"'sparsepipe reloc build --scene {scene}'")  # fmt: skip
-    ds = SevenScenes(root, scene)
+    have, want = fmap.meta.get("poses", "pose.txt"), pose_source(pgt)
+    if have.split()[0] != want.split()[0]:  # which pGT folder does not matter if its poses agree (checked below)
+        raise InputError(f"{map_path} was built on the poses of {have}, this run uses {want}; pass the same --pgt "
+                         "(or none) or rebuild")  # fmt: skip
+    ds = SevenScenes(root, scene, pgt=pgt)
     by_name = {f.name: f for f in ds.frames("train")}
     missing = [n for n in fmap.frame_names if n not in by_name]
     if missing:
@@ -183,8 +210,8 @@ def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, ca
 
     fp = split_fingerprint(fmap.frame_names, SE3.stack([by_name[n].T_world_cam for n in fmap.frame_names]))
     if fp != fmap.meta.get("fingerprint"):
-        raise InputError(f"{map_path}: the training poses of {ds.scene_dir} differ from the map's; the map comes "
-                         "from another version of the scene -- rebuild it")  # fmt: skip
+        raise InputError(f"{map_path}: the training poses of {ds.scene_dir} ({want}) differ from the map's; the map "
+                         "comes from another version of the scene or pseudo ground truth -- rebuild it")  # fmt: skip
     c = fmap.camera
     if (c.width, c.height) != (camera.width, camera.height) or not np.allclose(
         [c.fx, c.fy, c.cx, c.cy], [camera.fx, camera.fy, camera.cx, camera.cy], atol=1e-6
@@ -204,9 +231,10 @@ def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, ca
 
 def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryConfig, methods: list[str],
                 stride: int = 1, weights: str | None = None, netvlad_weights: str | None = None,
-                progress=None) -> dict[str, list[dict]]:  # fmt: skip
-    """Stage: localise every frame of a split with each method -> per-method list of per-query records."""
-    ds = SevenScenes(root, scene)
+                progress=None, pgt: Path | None = None) -> dict[str, list[dict]]:  # fmt: skip
+    """Stage: localise every frame of a split with each method -> per-method list of per-query records (errors
+    against the dataset's poses, or ``pgt``'s)."""
+    ds = SevenScenes(root, scene, pgt=pgt)
     frames = _frames(ds, split, stride)
     train_by_name = {f.name: f for f in ds.frames("train")}
 
@@ -223,8 +251,8 @@ def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryCo
         gt = f.T_world_cam
         for m in methods:
             r = reloc.localize(image, str(f.color_path), m)
-            rec = {"name": f.name, "success": r.success, "seconds": r.seconds, "inliers": r.inliers,
-                   "matches": r.matches, "retrieved": [fmap.frame_names[i] for i in r.retrieved],
+            rec = {"name": f.name, "image": f.image_name, "success": r.success, "seconds": r.seconds,
+                   "inliers": r.inliers, "matches": r.matches, "retrieved": [fmap.frame_names[i] for i in r.retrieved],
                    "prior_from_pnp": r.prior_from_pnp,
                    "T_world_cam": None if r.T_world_cam is None else r.T_world_cam.matrix().tolist(),
                    "prior_T_world_cam": None if r.prior is None else r.prior.matrix().tolist()}  # fmt: skip
@@ -272,7 +300,7 @@ def run_build(cfg: RelocBuildConfig) -> int:
     progress, update = _progress()
     t0 = time.perf_counter()
     with progress:
-        fmap = build_scene_map(cfg.root, cfg.scene, cfg.camera, cfg.map, cfg.stride, update)
+        fmap = build_scene_map(cfg.root, cfg.scene, cfg.camera, cfg.map, cfg.stride, update, cfg.pgt)
     fmap.meta["seconds"] = time.perf_counter() - t0
     fmap.save(cfg.out)
     save_resolved_config(cfg, "reloc build", out_dir=Path(cfg.out).parent)
@@ -287,14 +315,14 @@ def run_build(cfg: RelocBuildConfig) -> int:
 def run_query(cfg: RelocQueryConfig) -> int:
     fmap = FavorMap.load(cfg.map)
     camera = fmap.camera
-    check_map_matches(fmap, Path(cfg.map), cfg.root, cfg.scene, camera)
+    check_map_matches(fmap, Path(cfg.map), cfg.root, cfg.scene, camera, pgt=cfg.pgt)
     progress, update = _progress()
     with progress:
         recs = query_scene(fmap, cfg.root, cfg.scene, cfg.split, cfg.query, [cfg.query.method], cfg.stride,
-                           cfg.weights, cfg.netvlad_weights, update)[cfg.query.method]  # fmt: skip
+                           cfg.weights, cfg.netvlad_weights, update, cfg.pgt)[cfg.query.method]  # fmt: skip
     from perception.geometry import SE3
 
-    poses = {r["name"]: SE3.from_matrix(np.array(r["T_world_cam"])) for r in recs if r["success"]}
+    poses = {r["image"]: SE3.from_matrix(np.array(r["T_world_cam"])) for r in recs if r["success"]}
     out = Path(cfg.out)
     write_results(out, poses, "sparsepipe reloc query: name qw qx qy qz tx ty tz (world-to-camera, hloc); "
                               "failed queries omitted")  # fmt: skip
@@ -302,7 +330,8 @@ def run_query(cfg: RelocQueryConfig) -> int:
     save_resolved_config(cfg, "reloc query", out_dir=out.parent)
     _log_query_run(cfg, fmap, recs)
     s = summarise(recs)
-    print(f"{len(recs)} queries, {len(recs) - s['failed']} localised -> {out}; against the dataset poses: median "
+    truth = "the dataset poses" if cfg.pgt is None else "the pseudo ground truth"
+    print(f"{len(recs)} queries, {len(recs) - s['failed']} localised -> {out}; against {truth}: median "
           f"{s['median_t_cm']:.2f} cm, {s['median_r_deg']:.2f} deg, "
           f"recall 5 cm/5 deg {100 * s['recall_5cm_5deg']:.1f}%")
     return 0
@@ -315,7 +344,7 @@ def _log_query_run(cfg: RelocQueryConfig, fmap: FavorMap, recs: list[dict]) -> N
     from perception.geometry import SE3
 
     spec = parse_rerun_spec(cfg.rerun, Path(cfg.out).parent)
-    ds = SevenScenes(cfg.root, cfg.scene)
+    ds = SevenScenes(cfg.root, cfg.scene, pgt=cfg.pgt)
     frames = {f.name: f for f in ds.frames(cfg.split)}
     with recording("sparsepipe-reloc", spec, blueprint_for("reloc")) as rec:
         log_world(rec, "world", up="+z")
@@ -345,7 +374,7 @@ def _scenes(root: Path, scenes: str | None) -> list[str]:
 
 def scene_diagnostics(fmap: FavorMap, cfg: Eval7ScenesConfig, scene: str, progress=None) -> dict:
     """Stage: :func:`slam.reloc.diagnostics.diagnose` over a scene's (strided) test frames, streamed."""
-    ds = SevenScenes(cfg.root, scene)
+    ds = SevenScenes(cfg.root, scene, pgt=cfg.pgt)
     frames = _frames(ds, "test", cfg.query_stride)
     rel = Relocalizer(fmap, cfg.query, netvlad_weights=cfg.map.netvlad_weights, weights=cfg.map.weights)
 
@@ -364,27 +393,27 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
     methods = {"favor": ["favor"], "baseline": ["baseline"], "both": ["favor", "baseline"], "depth": ["depth"],
                "all": ["favor", "baseline", "depth"]}[cfg.method]  # fmt: skip
     out = Path(cfg.out)
-    result: dict = {"methods": methods, "scenes": {}}
+    result: dict = {"methods": methods, "poses": pose_source(cfg.pgt), "scenes": {}}
     progress, update = _progress()
     for scene in _scenes(cfg.root, cfg.scenes):
         map_path = out / "maps" / f"{scene}.favor.npz"
-        camera = scene_camera(cfg.root, scene, cfg.camera)
+        camera = scene_camera(cfg.root, scene, cfg.camera, cfg.pgt)
         with progress:
             fmap = None
             if map_path.is_file() and not cfg.rebuild:
                 fmap = FavorMap.load(map_path)
                 try:
-                    check_map_matches(fmap, map_path, cfg.root, scene, camera, cfg.map)
+                    check_map_matches(fmap, map_path, cfg.root, scene, camera, cfg.map, cfg.pgt)
                 except InputError as e:
                     log.warning("rebuilding: %s", e)
                     fmap = None
             if fmap is None:
                 t0 = time.perf_counter()
-                fmap = build_scene_map(cfg.root, scene, cfg.camera, cfg.map, cfg.stride, update)
+                fmap = build_scene_map(cfg.root, scene, cfg.camera, cfg.map, cfg.stride, update, cfg.pgt)
                 fmap.meta["seconds"] = time.perf_counter() - t0
                 fmap.save(map_path)
             recs = query_scene(fmap, cfg.root, scene, "test", cfg.query, methods, cfg.query_stride, cfg.map.weights,
-                               cfg.map.netvlad_weights, update)  # fmt: skip
+                               cfg.map.netvlad_weights, update, cfg.pgt)  # fmt: skip
             diag = scene_diagnostics(fmap, cfg, scene, update) if cfg.diagnostics else None
         entry = {"map": map_stats(fmap, map_path), "map_build_seconds": fmap.meta.get("seconds")}
         if diag is not None:

@@ -18,16 +18,26 @@ KinectFusion. The principal point (320, 240) is used as is in the OpenCV pixel-c
 do with OpenCV (no -0.5): the difference is below the calibration's own uncertainty. Depth and colour are *not*
 registered in the real data (the depth camera is a different sensor, offset by a few pixels); depth written by
 :func:`write_frame` (the simulator) is registered to the colour camera. Pass ``camera=`` to override.
+
+Pseudo ground truth: the ``pose.txt`` files are the dataset's own D-SLAM (KinectFusion) poses. Brachmann et al.
+(ICCV 2021, ``tsattler/visloc_pseudo_gt_limitations``) published an alternative SfM pGT, one file per scene and
+split, ``<folder>/<scene>_{train,test}.txt``, lines ``rgb_file qw qx qy qz tx ty tz f``: the world-to-camera pose
+(COLMAP's convention, ``p_cam = R(q) p_world + t``) and the colour focal re-estimated by COLMAP. FaVoR trains and
+evaluates on it; that paper asks for results under both. ``SevenScenes(..., pgt=folder)`` takes the poses of every
+split from there (frames the file does not list are left out); :func:`read_pgt` / :func:`write_pgt` read and write
+one file. hloc-style results files (``slam.reloc.results``) are the same lines without ``f``, named by
+:attr:`SevenScenesFrame.image_name`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,9 +68,11 @@ __all__ = [
     "SevenScenesFrame",
     "depth_m_to_mm",
     "depth_mm_to_m",
+    "read_pgt",
     "read_pose",
     "read_split",
     "write_frame",
+    "write_pgt",
     "write_splits",
 ]
 
@@ -112,25 +124,85 @@ def read_split(path: str | os.PathLike) -> list[int]:
     return seqs
 
 
+def read_pgt(path: str | os.PathLike, allow_empty: bool = False) -> dict[str, tuple[SE3, float | None]]:
+    """A pseudo-ground-truth (or hloc results) file: ``{rgb_file: (T_world_cam, f)}`` from lines
+    ``rgb_file qw qx qy qz tx ty tz [f]`` (world-to-camera, COLMAP's convention; ``f`` None when absent; ``#``
+    comments). An empty file is an error unless ``allow_empty`` (a results file whose queries all failed)."""
+    path = require_file(path, DATASET, "lines 'rgb_file qw qx qy qz tx ty tz f' (visloc_pseudo_gt_limitations)")
+    out: dict[str, tuple[SE3, float | None]] = {}
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        try:
+            if len(parts) not in (8, 9):
+                raise ValueError(f"{len(parts)} fields")
+            v = np.array([float(x) for x in parts[1:]])
+            if not np.all(np.isfinite(v)):
+                raise ValueError("non-finite values")
+            if abs(np.linalg.norm(v[:4]) - 1.0) > 1e-3:
+                raise ValueError(f"quaternion norm {np.linalg.norm(v[:4]):.4f}, not 1")
+            if len(v) == 8 and v[7] <= 0:
+                raise ValueError(f"focal {v[7]} <= 0")
+        except ValueError as e:
+            raise InputError(f"{DATASET}: {path} line {lineno}: expected 'rgb_file qw qx qy qz tx ty tz f' ({e})"
+                             ) from None  # fmt: skip
+        if parts[0] in out:
+            raise InputError(f"{DATASET}: {path} line {lineno}: {parts[0]} is listed twice")
+        q = np.r_[v[1:4], v[0]]
+        T_cam_world = SE3.from_quat_t(q / np.linalg.norm(q), v[4:7])
+        out[parts[0]] = (T_cam_world.inverse(), float(v[7]) if len(v) == 8 else None)
+    if not out and not allow_empty:
+        raise InputError(f"{DATASET}: {path} lists no poses; expected lines 'rgb_file qw qx qy qz tx ty tz f'")
+    return out
+
+
+def write_pgt(path: str | os.PathLike, poses: dict[str, SE3], focal: float | dict[str, float] | None = None,
+              header: str = "") -> Path:  # fmt: skip
+    """Write ``{rgb_file: T_world_cam}`` as pseudo-ground-truth lines ``rgb_file qw qx qy qz tx ty tz f``
+    (world-to-camera; without ``f`` when ``focal`` is None: an hloc results file), after ``header`` as ``#``
+    comments. Atomic."""
+    lines = [f"# {h}" for h in header.splitlines()]
+    for name, T in poses.items():
+        T = _as_se3(T, f"{DATASET} write_pgt({path}): {name}")
+        q, t = T.inverse().as_quat_t()  # (x, y, z, w)
+        if not (np.all(np.isfinite(q)) and np.all(np.isfinite(t))):
+            raise InputError(f"{DATASET} write_pgt({path}): the pose of {name} has NaN/inf entries")
+        line = f"{name} {q[3]:.9f} {q[0]:.9f} {q[1]:.9f} {q[2]:.9f} {t[0]:.9f} {t[1]:.9f} {t[2]:.9f}"
+        if focal is not None:
+            line += f" {focal[name] if isinstance(focal, dict) else focal:.6f}"
+        lines.append(line)
+    return atomic_write_text(path, "".join(f"{x}\n" for x in lines))
+
+
 @dataclass(frozen=True)
 class SevenScenesFrame:
-    """One frame: file paths and the lazily read camera-to-world pose."""
+    """One frame: file paths and the lazily read camera-to-world pose (or the pseudo ground truth's)."""
 
     seq: int
     index: int
     color_path: Path
     depth_path: Path
     pose_path: Path
+    pgt_pose: SE3 | None = field(default=None, compare=False, repr=False)
+    """The pose from a pseudo-ground-truth file, which replaces ``pose_path``'s (see ``SevenScenes(pgt=)``)."""
 
     @functools.cached_property
     def T_world_cam(self) -> SE3:
-        """Camera-to-world pose, read from ``pose_path`` on first access (then cached)."""
-        return read_pose(self.pose_path)
+        """Camera-to-world pose: the pseudo ground truth's when given, else read from ``pose_path`` on first access
+        (then cached)."""
+        return self.pgt_pose if self.pgt_pose is not None else read_pose(self.pose_path)
 
     @property
     def name(self) -> str:
-        """``seq-XX/frame-NNNNNN`` (the name used by hloc / DSAC* result files, without the suffix)."""
+        """``seq-XX/frame-NNNNNN``: the frame's id inside sparsepipe (maps, JSON records)."""
         return f"{_seq_dir_name(self.seq)}/{_frame_stem(self.index)}"
+
+    @property
+    def image_name(self) -> str:
+        """``seq-XX/frame-NNNNNN.color.png``: the name hloc's results and the pseudo-ground-truth files use."""
+        return f"{self.name}.color.png"
 
 
 class SevenScenes:
@@ -144,13 +216,39 @@ class SevenScenes:
         Scene name, e.g. ``"chess"``.
     camera
         Colour intrinsics; default :data:`DEFAULT_CAMERA` (fx = fy = 525, c = (320, 240), 640x480).
+    pgt
+        Folder of pseudo-ground-truth files ``<scene>_train.txt`` / ``<scene>_test.txt`` (e.g.
+        ``visloc_pseudo_gt_limitations/pgt/sfm/7scenes``): their poses replace the ``pose.txt`` files', and frames
+        they do not list are left out of :meth:`frames`.
     """
 
-    def __init__(self, root: str | os.PathLike, scene: str, camera: PinholeCamera | None = None) -> None:
+    def __init__(self, root: str | os.PathLike, scene: str, camera: PinholeCamera | None = None,
+                 pgt: str | os.PathLike | None = None) -> None:  # fmt: skip
         self.root = Path(root)
         self.scene = scene
         self.scene_dir = require_dir(self.root / scene, DATASET, f"scene '{scene}' with seq-XX folders")
         self.camera = DEFAULT_CAMERA if camera is None else camera
+        self.pgt = None if pgt is None else require_dir(pgt, DATASET, f"pseudo ground truth with {scene}_train.txt")
+        self._pgt_cache: dict[str, dict[str, tuple[SE3, float | None]]] = {}
+
+    def pgt_poses(self, split: Literal["train", "test"]) -> dict[str, tuple[SE3, float | None]]:
+        """The pseudo ground truth of a split, ``{image_name: (T_world_cam, f)}`` (requires ``pgt``)."""
+        if self.pgt is None:
+            raise InputError(f"{DATASET}: {self.scene} has no pseudo ground truth folder (pass pgt=)")
+        if split not in self._pgt_cache:
+            path = self.pgt / f"{self.scene}_{split}.txt"
+            if not path.is_file():
+                raise InputError(f"{DATASET}: missing {path}; the pseudo ground truth folder needs "
+                                 f"{self.scene}_train.txt and {self.scene}_test.txt")  # fmt: skip
+            self._pgt_cache[split] = read_pgt(path)
+        return self._pgt_cache[split]
+
+    def pgt_focal(self) -> float | None:
+        """The colour focal of the pseudo ground truth (mean over the training split's lines), None without one."""
+        if self.pgt is None:
+            return None
+        f = [v[1] for v in self.pgt_poses("train").values() if v[1] is not None]
+        return float(np.mean(f)) if f else None
 
     def __repr__(self) -> str:
         return f"SevenScenes(root={str(self.root)!r}, scene={self.scene!r})"
@@ -186,8 +284,24 @@ class SevenScenes:
         return frames
 
     def frames(self, split: Split = "train") -> list[SevenScenesFrame]:
-        """All frames of a split, ordered by sequence then index."""
-        return [f for seq in self.sequences(split) for f in self.sequence_frames(seq)]
+        """All frames of a split, ordered by sequence then index (with ``pgt``: those it lists, at its poses)."""
+        frames = [f for seq in self.sequences(split) for f in self.sequence_frames(seq)]
+        if self.pgt is None:
+            return frames
+        if split == "all":
+            return sorted(self.frames("train") + self.frames("test"), key=lambda f: (f.seq, f.index))
+        pgt = self.pgt_poses(split)
+        by_name = {f.image_name: f for f in frames}
+        unknown = [n for n in pgt if n not in by_name]
+        if unknown:
+            raise InputError(f"{DATASET}: {self.pgt / f'{self.scene}_{split}.txt'} lists {unknown[0]}, which is not "
+                             f"a {split} frame of {self.scene_dir} ({len(unknown)} such); is it this scene's file?"
+                             )  # fmt: skip
+        out = [dataclasses.replace(f, pgt_pose=pgt[f.image_name][0]) for f in frames if f.image_name in pgt]
+        if len(out) < len(frames):
+            logger.warning("7-Scenes: %d of %d %s frames of %s have no pseudo ground truth; left out",
+                           len(frames) - len(out), len(frames), split, self.scene)  # fmt: skip
+        return out
 
     def poses(self, split: Split = "train") -> SE3:
         """Camera-to-world poses of :meth:`frames` (same order), as one batched SE3 of shape (N,)."""

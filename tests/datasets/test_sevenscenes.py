@@ -14,8 +14,10 @@ from perception.camera import PinholeCamera
 from perception.datasets.sevenscenes import (
     DEFAULT_CAMERA,
     SevenScenes,
+    read_pgt,
     read_pose,
     write_frame,
+    write_pgt,
     write_splits,
 )
 from perception.errors import InputError
@@ -180,3 +182,62 @@ def test_writer_rejects_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="TrainSplit.txt needs a non-empty"):
         write_splits(tmp_path, "x", [], [2])
     assert not (tmp_path / "x" / "seq-01").exists() or not list((tmp_path / "x" / "seq-01").iterdir())
+
+
+def test_pseudo_ground_truth_replaces_the_poses(tmp_path: Path, caplog) -> None:
+    """The SfM pGT format of visloc_pseudo_gt_limitations: 'rgb_file qw qx qy qz tx ty tz f', world-to-camera."""
+    pgt = tmp_path / "pgt"
+    pgt.mkdir()
+    c, h = np.cos(np.pi / 4), np.sin(np.pi / 4)
+    # frame 0: identity rotation, t = (-1, -2, -3) -> camera centre (1, 2, 3); frame 1 is not listed
+    (pgt / "chess_train.txt").write_text("seq-01/frame-000000.color.png 1 0 0 0 -1 -2 -3 526.0\n")
+    # test frame: R_cam_world = Rz(90 deg), t = (1, 0, 0) -> T_world_cam = (Rz(-90), -Rz(-90) t)
+    (pgt / "chess_test.txt").write_text(f"seq-02/frame-000000.color.png {c} 0 0 {h} 1 0 0 527.0\n")
+    ds = SevenScenes(SAMPLES, "chess", pgt=pgt)
+    with caplog.at_level("WARNING"):
+        train = ds.frames("train")
+    assert [f.name for f in train] == ["seq-01/frame-000000"] and "1 of 2 train frames" in caplog.text
+    assert train[0].image_name == "seq-01/frame-000000.color.png"
+    assert np.allclose(train[0].T_world_cam.matrix(), [[1, 0, 0, 1], [0, 1, 0, 2], [0, 0, 1, 3], [0, 0, 0, 1]])
+    Rwc = Rotation.from_euler("z", -90, degrees=True).as_matrix()
+    T = ds.frames("test")[0].T_world_cam
+    assert np.allclose(T.R, Rwc, atol=1e-12) and np.allclose(T.t, -Rwc @ [1, 0, 0], atol=1e-12)
+    assert [f.name for f in ds.frames("all")] == ["seq-01/frame-000000", "seq-02/frame-000000"]
+    assert ds.pgt_focal() == 526.0 and SevenScenes(SAMPLES, "chess").pgt_focal() is None
+    # the dataset's own pose.txt files are untouched and still read without pgt
+    assert np.allclose(SevenScenes(SAMPLES, "chess").frames("test")[0].T_world_cam.matrix(), FIXTURE_POSES[(2, 0)])
+
+    # round trip of the writer (and hloc results: the same lines without f)
+    rng = np.random.default_rng(0)
+    poses = {f"seq-0{k}/frame-00000{k}.color.png": SE3.from_matrix(np.r_[np.c_[
+        Rotation.random(random_state=k).as_matrix(), rng.normal(size=3)], [[0, 0, 0, 1]]])
+        for k in range(3)}  # fmt: skip
+    for focal in (525.5, None):
+        back = read_pgt(write_pgt(tmp_path / "rt.txt", poses, focal))
+        for name, T in poses.items():
+            assert np.abs(back[name][0].matrix() - T.matrix()).max() < 1e-8 and back[name][1] == focal
+
+
+def test_pseudo_ground_truth_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    pgt = tmp_path / "pgt"
+    pgt.mkdir()
+    f = pgt / "chess_train.txt"
+    for text, msg in [
+        ("seq-01/frame-000000.color.png 1 0 0 0 1 2 3\nbad 1 0 0\n", r"chess_train.txt line 2: .*\(4 fields\)"),
+        ("seq-01/frame-000000.color.png 2 0 0 0 1 2 3 525\n", "quaternion norm 2.0000"),
+        ("seq-01/frame-000000.color.png 1 0 0 0 1 2 nan 525\n", "non-finite"),
+        ("seq-01/frame-000000.color.png 1 0 0 0 1 2 3 525\n" * 2, "listed twice"),
+        ("# only a comment\n", "lists no poses"),
+    ]:
+        f.write_text(text)
+        with pytest.raises(InputError, match=msg):
+            read_pgt(f)
+    f.write_text("seq-01/frame-000000.color.png 1 0 0 0 1 2 3 525\n")
+    ds = SevenScenes(SAMPLES, "chess", pgt=pgt)
+    with pytest.raises(InputError, match=r"missing .*chess_test\.txt; the pseudo ground truth folder needs"):
+        ds.frames("test")
+    f.write_text("seq-09/frame-000000.color.png 1 0 0 0 1 2 3 525\n")
+    with pytest.raises(InputError, match="lists seq-09/frame-000000.color.png, which is not a train frame"):
+        SevenScenes(SAMPLES, "chess", pgt=pgt).frames("train")
+    with pytest.raises(FileNotFoundError, match=r"missing folder .*nowhere \(pseudo ground truth with chess_train"):
+        SevenScenes(SAMPLES, "chess", pgt=tmp_path / "nowhere")

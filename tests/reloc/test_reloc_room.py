@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from apps.cli import main
 from perception.datasets.common import read_rgb, write_rgb
-from perception.datasets.sevenscenes import SevenScenes
+from perception.datasets.sevenscenes import SevenScenes, write_pgt
 from perception.errors import InputError
 from perception.features.matching import match_mutual_nn
+from perception.geometry import SE3
 from perception.metrics.pose import pose_errors
 from slam.reloc import FavorMap, QueryConfig, Relocalizer
 from slam.reloc.diagnostics import diagnose, true_correspondences
@@ -70,8 +72,8 @@ def test_query_writes_hloc_results_that_meet_the_accuracy_bar(room: Path, built:
     assert len(poses) >= 0.9 * len(test)
     t, r = [], []
     for f in test:
-        if f.name in poses:
-            te, re_ = pose_errors(poses[f.name], f.T_world_cam)
+        if f.image_name in poses:  # hloc's names: seq-XX/frame-NNNNNN.color.png
+            te, re_ = pose_errors(poses[f.image_name], f.T_world_cam)
         else:
             te, re_ = np.inf, 180.0
         t.append(te)
@@ -122,6 +124,45 @@ def test_eval_7scenes_reports_favor_and_both_baselines(room: Path, built: Path, 
     text = (tmp_path / "eval" / "metrics.json").read_text()
     assert "NaN" not in text and json.loads(text)["scenes"]["room"]["diagnostics"]["view_change"]["by_angle"][0][
         "median_cosine"]["favor"] is None  # fmt: skip
+
+
+def test_pseudo_ground_truth_poses_replace_the_dataset_poses(room: Path, tmp_path: Path, capsys) -> None:
+    """--pgt: the SfM pGT files (another world frame, as COLMAP's differs from KinectFusion's) replace pose.txt,
+    which here is noisy; maps and results live in the pGT's frame, and a map is refused with the other poses."""
+    other = tmp_path / "r"
+    shutil.copytree(room / "room", other / "room")
+    G = SE3.from_matrix(np.r_[np.c_[Rotation.from_euler("z", 30, degrees=True).as_matrix(), [1.0, -2.0, 0.5]],
+                              [[0, 0, 0, 1]]])  # fmt: skip
+    ds = SevenScenes(other, "room")
+    rng = np.random.default_rng(0)
+    truth = {}
+    for split in ("train", "test"):
+        poses = {}
+        for f in ds.frames(split):
+            poses[f.image_name] = truth[f.image_name] = G @ f.T_world_cam
+            noisy = SE3.exp(np.r_[rng.normal(0, np.radians(1.0), 3), rng.normal(0, 0.03, 3)]) @ f.T_world_cam
+            np.savetxt(f.pose_path, noisy.matrix())
+        write_pgt(tmp_path / "pgt" / f"room_{split}.txt", poses, 262.5)
+    pgt = ["--pgt", str(tmp_path / "pgt")]
+    m = tmp_path / "m.npz"
+    assert main(["reloc", "build", "--root", str(other), "--scene", "room", "--out", str(m), *pgt]) == 0
+    assert FavorMap.load(m).meta["poses"].startswith("pgt ") and FavorMap.load(m).camera.fx == 262.5
+    out = tmp_path / "poses.txt"
+    assert main(["reloc", "query", "--map", str(m), "--root", str(other), "--scene", "room", "--out", str(out),
+                 "--rerun", "off", *pgt]) == 0  # fmt: skip
+    assert "against the pseudo ground truth" in capsys.readouterr().out
+    res = read_results(out)
+    assert len(res) >= 10 and all(n.endswith(".color.png") for n in res)
+    t = [pose_errors(T, truth[n])[0] for n, T in res.items()]
+    assert np.median(t) <= 0.03  # in the pGT's world frame; the noisy pose.txt would give ~5 cm
+    assert main(["reloc", "query", "--map", str(m), "--root", str(other), "--scene", "room", "--rerun", "off",
+                 "--out", str(tmp_path / "p2.txt")]) == 2  # fmt: skip
+    assert "was built on the poses of pgt" in capsys.readouterr().err
+    # eval 7scenes --pgt: errors against the pGT, which the metrics name
+    assert main(["eval", "7scenes", "--root", str(other), "--method", "baseline", "--query-stride", "3",
+                 "--out", str(tmp_path / "eval"), *pgt]) == 0  # fmt: skip
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["poses"].startswith("pgt ") and metrics["scenes"]["room"]["baseline"]["median_t_cm"] <= 3.0
 
 
 def test_bad_inputs_get_one_line_errors(room: Path, built: Path, tmp_path: Path, capsys) -> None:
