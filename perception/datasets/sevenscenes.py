@@ -146,7 +146,7 @@ def read_pgt(path: str | os.PathLike, allow_empty: bool = False) -> dict[str, tu
             if len(v) == 8 and v[7] <= 0:
                 raise ValueError(f"focal {v[7]} <= 0")
         except ValueError as e:
-            raise InputError(f"{DATASET}: {path} line {lineno}: expected 'rgb_file qw qx qy qz tx ty tz f' ({e})"
+            raise InputError(f"{DATASET}: {path} line {lineno}: expected 'rgb_file qw qx qy qz tx ty tz [f]' ({e})"
                              ) from None  # fmt: skip
         if parts[0] in out:
             raise InputError(f"{DATASET}: {path} line {lineno}: {parts[0]} is listed twice")
@@ -165,13 +165,18 @@ def write_pgt(path: str | os.PathLike, poses: dict[str, SE3], focal: float | dic
     comments. Atomic."""
     lines = [f"# {h}" for h in header.splitlines()]
     for name, T in poses.items():
+        if not name or any(c.isspace() for c in name):
+            raise InputError(f"{DATASET} write_pgt({path}): image name {name!r} is empty or has whitespace")
         T = _as_se3(T, f"{DATASET} write_pgt({path}): {name}")
         q, t = T.inverse().as_quat_t()  # (x, y, z, w)
         if not (np.all(np.isfinite(q)) and np.all(np.isfinite(t))):
             raise InputError(f"{DATASET} write_pgt({path}): the pose of {name} has NaN/inf entries")
         line = f"{name} {q[3]:.9f} {q[0]:.9f} {q[1]:.9f} {q[2]:.9f} {t[0]:.9f} {t[1]:.9f} {t[2]:.9f}"
         if focal is not None:
-            line += f" {focal[name] if isinstance(focal, dict) else focal:.6f}"
+            f = focal.get(name) if isinstance(focal, dict) else focal
+            if f is None or not (np.isfinite(f) and f > 0):
+                raise InputError(f"{DATASET} write_pgt({path}): the focal of {name} is {f!r}; need a number > 0")
+            line += f" {f:.6f}"
         lines.append(line)
     return atomic_write_text(path, "".join(f"{x}\n" for x in lines))
 
@@ -230,6 +235,7 @@ class SevenScenes:
         self.camera = DEFAULT_CAMERA if camera is None else camera
         self.pgt = None if pgt is None else require_dir(pgt, DATASET, f"pseudo ground truth with {scene}_train.txt")
         self._pgt_cache: dict[str, dict[str, tuple[SE3, float | None]]] = {}
+        self._pgt_warned: set[str] = set()
 
     def pgt_poses(self, split: Literal["train", "test"]) -> dict[str, tuple[SE3, float | None]]:
         """The pseudo ground truth of a split, ``{image_name: (T_world_cam, f)}`` (requires ``pgt``)."""
@@ -298,7 +304,8 @@ class SevenScenes:
                              f"a {split} frame of {self.scene_dir} ({len(unknown)} such); is it this scene's file?"
                              )  # fmt: skip
         out = [dataclasses.replace(f, pgt_pose=pgt[f.image_name][0]) for f in frames if f.image_name in pgt]
-        if len(out) < len(frames):
+        if len(out) < len(frames) and split not in self._pgt_warned:
+            self._pgt_warned.add(split)
             logger.warning("7-Scenes: %d of %d %s frames of %s have no pseudo ground truth; left out",
                            len(frames) - len(out), len(frames), split, self.scene)  # fmt: skip
         return out
@@ -308,7 +315,8 @@ class SevenScenes:
         return SE3.stack([f.T_world_cam for f in self.frames(split)])
 
     def load_pose(self, frame: SevenScenesFrame) -> SE3:
-        """Camera-to-world pose ``T_world_cam`` of ``frame`` (read from its ``pose.txt``, cached on the frame)."""
+        """Camera-to-world pose ``T_world_cam`` of ``frame`` (the pseudo ground truth's, else read from its
+        ``pose.txt``; cached on the frame)."""
         return frame.T_world_cam
 
     def load_color(self, frame: SevenScenesFrame) -> np.ndarray:

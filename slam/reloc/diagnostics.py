@@ -163,7 +163,8 @@ def diagnose(rel: Relocalizer, queries: Iterable[tuple[DenseImage, SE3]], radius
              ridge: float = 1e-2) -> dict:  # fmt: skip
     """One pass over ``queries`` (dense features, true ``T_world_cam``; a generator is fine: nothing is kept per query
     but numbers): descriptor agreement at the true correspondences, how their viewpoints differ from training, and
-    the oracle's median translation / rotation error (failures count as inf / 180 deg), as a JSON-ready dict."""
+    the oracle's median translation / rotation error (failures count as inf / 180 deg; None when the median is a
+    failure), as a JSON-ready dict (no NaN or Infinity)."""
     obs = _Observations(rel)
     per: dict[str, list[np.ndarray]] = {m: [] for m in (*MODELS, "angle", "scale")}
     t_err, r_err = [], []
@@ -175,13 +176,16 @@ def diagnose(rel: Relocalizer, queries: Iterable[tuple[DenseImage, SE3]], radius
         t_err.append(float(te))
         r_err.append(float(re_))
     c = {m: np.concatenate(v) if v else np.zeros(0) for m, v in per.items()}
+    t_med = float(np.median(t_err)) if t_err else float("inf")
+    r_med = float(np.median(r_err)) if r_err else 180.0
+    finite = np.isfinite(t_med)  # most oracle poses failed (or no query): null in the JSON, not Infinity / NaN
     return {
         "radius_px": radius_px,
         "descriptor_agreement": _agreement(c),
         "view_change": _view_change_summary(c),
         "oracle": {
-            "median_t_cm": 100 * float(np.median(t_err)) if t_err else float("nan"),
-            "median_r_deg": float(np.median(r_err)) if r_err else float("nan"),
+            "median_t_cm": 100 * t_med if finite else None,
+            "median_r_deg": r_med if finite else None,
             "queries": len(t_err),
         },
     }

@@ -239,5 +239,11 @@ def test_pseudo_ground_truth_errors_name_the_file_and_line(tmp_path: Path) -> No
     f.write_text("seq-09/frame-000000.color.png 1 0 0 0 1 2 3 525\n")
     with pytest.raises(InputError, match="lists seq-09/frame-000000.color.png, which is not a train frame"):
         SevenScenes(SAMPLES, "chess", pgt=pgt).frames("train")
+    for poses, focal, msg in [({"a b.png": SE3.identity()}, 525.0, "empty or has whitespace"),
+                              ({"a.png": SE3.identity()}, {"b.png": 525.0}, "the focal of a.png is None"),
+                              ({"a.png": SE3.identity()}, float("nan"), "the focal of a.png is nan")]:
+        with pytest.raises(InputError, match=msg):
+            write_pgt(tmp_path / "w.txt", poses, focal)
+    assert not (tmp_path / "w.txt").exists()
     with pytest.raises(FileNotFoundError, match=r"missing folder .*nowhere \(pseudo ground truth with chess_train"):
         SevenScenes(SAMPLES, "chess", pgt=tmp_path / "nowhere")

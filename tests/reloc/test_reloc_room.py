@@ -13,6 +13,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from apps.cli import main
+from apps.reloc import CameraOptions, scene_camera
 from perception.datasets.common import read_rgb, write_rgb
 from perception.datasets.sevenscenes import SevenScenes, write_pgt
 from perception.errors import InputError
@@ -121,12 +122,22 @@ def test_eval_7scenes_reports_favor_and_both_baselines(room: Path, built: Path, 
                  "1e-9"]) == 0  # fmt: skip
     assert FavorMap.load(maps / "room.favor.npz").meta["config"]["ridge"] == 0.01
     assert "no query keypoint within 1e-09 px" in capsys.readouterr().out
-    text = (tmp_path / "eval" / "metrics.json").read_text()
-    assert "NaN" not in text and json.loads(text)["scenes"]["room"]["diagnostics"]["view_change"]["by_angle"][0][
-        "median_cosine"]["favor"] is None  # fmt: skip
+    diag = _strict_json(tmp_path / "eval" / "metrics.json")["scenes"]["room"]["diagnostics"]
+    assert diag["view_change"]["by_angle"][0]["median_cosine"]["favor"] is None
+    assert diag["oracle"]["median_t_cm"] is None
 
 
-def test_pseudo_ground_truth_poses_replace_the_dataset_poses(room: Path, tmp_path: Path, capsys) -> None:
+def _strict_json(path: Path) -> dict:
+    """JSON as other tools read it: NaN / Infinity are not JSON."""
+
+    def refuse(name: str):
+        raise AssertionError(f"{path} holds {name}, which is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_pseudo_ground_truth_poses_replace_the_dataset_poses(room: Path, built: Path, tmp_path: Path,
+                                                              capsys) -> None:  # fmt: skip
     """--pgt: the SfM pGT files (another world frame, as COLMAP's differs from KinectFusion's) replace pose.txt,
     which here is noisy; maps and results live in the pGT's frame, and a map is refused with the other poses."""
     other = tmp_path / "r"
@@ -153,11 +164,23 @@ def test_pseudo_ground_truth_poses_replace_the_dataset_poses(room: Path, tmp_pat
     assert "against the pseudo ground truth" in capsys.readouterr().out
     res = read_results(out)
     assert len(res) >= 10 and all(n.endswith(".color.png") for n in res)
+    for line in out.read_text().splitlines():  # as hloc's / visloc_pseudo_gt_limitations' readers split lines
+        name, *v = line.split()
+        assert name in truth and len(v) == 7 and all(np.isfinite(float(x)) for x in v)
     t = [pose_errors(T, truth[n])[0] for n, T in res.items()]
     assert np.median(t) <= 0.03  # in the pGT's world frame; the noisy pose.txt would give ~5 cm
     assert main(["reloc", "query", "--map", str(m), "--root", str(other), "--scene", "room", "--rerun", "off",
                  "--out", str(tmp_path / "p2.txt")]) == 2  # fmt: skip
     assert "was built on the poses of pgt" in capsys.readouterr().err
+    assert main(["reloc", "query", "--map", str(built), "--root", str(other), "--scene", "room", "--rerun", "off",
+                 "--out", str(tmp_path / "p3.txt"), *pgt]) == 2  # fmt: skip
+    assert "was built on the poses of pose.txt, this run uses pgt" in capsys.readouterr().err
+    # the camera: explicit options, else the pGT's focal (principal point at the centre), else sim_meta.json
+    write_pgt(tmp_path / "pgt270" / "room_train.txt", {n: truth[n] for n in list(truth)[:3]}, 270.0)
+    cam = scene_camera(other, "room", CameraOptions(), tmp_path / "pgt270")
+    assert (cam.fx, cam.fy, cam.cx, cam.cy, cam.width) == (270.0, 270.0, 160.0, 120.0, 320)
+    assert scene_camera(other, "room", CameraOptions(fx=262.5), tmp_path / "pgt270").fx == 262.5
+    assert scene_camera(other, "room", CameraOptions()).fx == 262.5
     # eval 7scenes --pgt: errors against the pGT, which the metrics name
     assert main(["eval", "7scenes", "--root", str(other), "--method", "baseline", "--query-stride", "3",
                  "--out", str(tmp_path / "eval"), *pgt]) == 0  # fmt: skip
