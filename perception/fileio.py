@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -79,9 +80,29 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
+    """Standard JSON (atomically): numpy scalars and arrays become numbers and lists, paths strings, and non-finite
+    numbers (a failed run's median error, the AP of a class without ground truth) ``null``, since JSON has no NaN
+    or Infinity and strict readers refuse them."""
     return atomic_write_text(
-        path, json.dumps(obj, indent=indent, sort_keys=False, default=_json_default) + "\n"
-    )
+        path, json.dumps(_finite_or_none(obj), indent=indent, sort_keys=False, default=_json_default,
+                         allow_nan=False) + "\n"
+    )  # fmt: skip
+
+
+def _finite_or_none(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, dict):
+        return {k: _finite_or_none(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite_or_none(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _finite_or_none(o.tolist())
+    if isinstance(o, np.generic):
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o
 
 
 def _json_default(o: Any) -> Any:
