@@ -450,6 +450,6 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
                   f"correspondences: rendered {c['favor']:.3f}, mean {c['baseline']:.3f}, direction-linear "
                   f"{c['direction_linear']:.3f}; views {v['median_angle_deg']:.1f} deg from the nearest training "
                   f"view at {v['median_scale_change']:.2f}x its distance; oracle PnP "
-                  + ("failed on most queries" if o is None else f"{o:.2f} cm"))  # fmt: skip
+                  + (f"{o:.2f} cm" if np.isfinite(o) else "failed on most queries"))  # fmt: skip
     print(f"metrics -> {path}")
     return 0

@@ -158,12 +158,10 @@ def read_pgt(path: str | os.PathLike, allow_empty: bool = False) -> dict[str, tu
     return out
 
 
-def write_pgt(path: str | os.PathLike, poses: dict[str, SE3], focal: float | dict[str, float] | None = None,
-              header: str = "") -> Path:  # fmt: skip
+def write_pgt(path: str | os.PathLike, poses: dict[str, SE3], focal: float | dict[str, float] | None = None) -> Path:
     """Write ``{rgb_file: T_world_cam}`` as pseudo-ground-truth lines ``rgb_file qw qx qy qz tx ty tz f``
-    (world-to-camera; without ``f`` when ``focal`` is None: an hloc results file), after ``header`` as ``#``
-    comments. Atomic."""
-    lines = [f"# {h}" for h in header.splitlines()]
+    (world-to-camera; without ``f`` when ``focal`` is None: an hloc results file). Atomic."""
+    lines = []
     for name, T in poses.items():
         if not name or any(c.isspace() for c in name):
             raise InputError(f"{DATASET} write_pgt({path}): image name {name!r} is empty or has whitespace")
@@ -291,11 +289,11 @@ class SevenScenes:
 
     def frames(self, split: Split = "train") -> list[SevenScenesFrame]:
         """All frames of a split, ordered by sequence then index (with ``pgt``: those it lists, at its poses)."""
+        if self.pgt is not None and split == "all":
+            return sorted(self.frames("train") + self.frames("test"), key=lambda f: (f.seq, f.index))
         frames = [f for seq in self.sequences(split) for f in self.sequence_frames(seq)]
         if self.pgt is None:
             return frames
-        if split == "all":
-            return sorted(self.frames("train") + self.frames("test"), key=lambda f: (f.seq, f.index))
         pgt = self.pgt_poses(split)
         by_name = {f.image_name: f for f in frames}
         unknown = [n for n in pgt if n not in by_name]

@@ -76,54 +76,54 @@ class _Observations:
         return slice(int(self.start[lm]), int(self.start[lm + 1]))
 
 
-def _direction_linear(rel: Relocalizer, obs: _Observations, ids: np.ndarray, T_world_cam: SE3,
-                      ridge: float) -> np.ndarray:  # fmt: skip
-    """Per landmark: observed descriptors ~ a + B (dir - mean dir), evaluated at the query's direction."""
+def _direction_linear(obs: _Observations, ids: np.ndarray, dq: np.ndarray, ridge: float) -> np.ndarray:
+    """Per landmark: observed descriptors ~ a + B (dir - mean dir), evaluated at the query's direction ``dq``
+    (unit, landmark to query camera)."""
     out = np.empty((len(ids), obs.desc.shape[1]))
     reg = np.diag([0.0, ridge, ridge, ridge])
     for k, lm in enumerate(ids):
         sl = obs.of(lm)
         dirs, y = obs.dirs[sl], obs.desc[sl]
-        dq = T_world_cam.t - rel.X[lm]
-        dq /= np.linalg.norm(dq)
         mu = dirs.mean(axis=0)
         A = np.c_[np.ones(len(y)), dirs - mu]
         W = np.linalg.solve(A.T @ A + reg * len(y), A.T @ y)
-        out[k] = np.r_[1.0, dq - mu] @ W
+        out[k] = np.r_[1.0, dq[k] - mu] @ W
     return out
 
 
-def _view_change(rel: Relocalizer, obs: _Observations, ids: np.ndarray,
-                 T_world_cam: SE3) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Per landmark: the angle (deg) between the query's viewing direction and the nearest training one, and the
-    scale change, query distance over the training distance closest to it (> 1: seen from further than ever)."""
+def _view_change(obs: _Observations, ids: np.ndarray, dq: np.ndarray,
+                 dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Per landmark: the angle (deg) between the query's viewing direction ``dq`` and the nearest training one, and
+    the scale change, query distance ``dist`` over the training distance closest to it (> 1: seen from further than
+    ever)."""
     angle, scale = np.empty(len(ids)), np.empty(len(ids))
     for k, lm in enumerate(ids):
         sl = obs.of(lm)
-        dq = T_world_cam.t - rel.X[lm]
-        d = np.linalg.norm(dq)
-        angle[k] = np.degrees(np.arccos(np.clip(np.max(obs.dirs[sl] @ (dq / d)), -1.0, 1.0)))
-        ratios = d / obs.dist[sl]
+        angle[k] = np.degrees(np.arccos(np.clip(np.max(obs.dirs[sl] @ dq[k]), -1.0, 1.0)))
+        ratios = dist[k] / obs.dist[sl]
         scale[k] = ratios[np.argmin(np.abs(np.log(ratios)))]
     return angle, scale
 
 
-def _measure(rel: Relocalizer, obs: _Observations, dense: DenseImage, T: SE3, radius_px: float,
+def _measure(rel: Relocalizer, obs: _Observations, dense: DenseImage, T: SE3, ids: np.ndarray, j: np.ndarray,
              ridge: float) -> dict[str, np.ndarray]:  # fmt: skip
-    """At the true correspondences: each model's cosine to the query's descriptor, plus ``angle`` and ``scale``."""
-    ids, j, _ = true_correspondences(rel, dense, T, radius_px)
+    """At the true correspondences ``(ids, j)``: each model's cosine to the query's descriptor, plus ``angle`` and
+    ``scale``."""
     if len(ids) == 0:
         return {m: np.zeros(0) for m in (*MODELS, "angle", "scale")}
     q = np.asarray(dense.features.descriptors[j], np.float64)
     q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
     preds = {"favor": rel.landmark_descriptors(T, ids, "favor"),
-             "baseline": rel.landmark_descriptors(T, ids, "baseline"),
-             "direction_linear": _direction_linear(rel, obs, ids, T, ridge)}  # fmt: skip
+             "baseline": rel.landmark_descriptors(T, ids, "baseline")}  # fmt: skip
+    v = T.t - rel.X[ids]
+    dist = np.linalg.norm(v, axis=1)
+    dq = v / dist[:, None]
+    preds["direction_linear"] = _direction_linear(obs, ids, dq, ridge)
     out = {}
     for m, p in preds.items():
         p = np.asarray(p, np.float64)
         out[m] = np.sum(q * p, axis=1) / np.maximum(np.linalg.norm(p, axis=1), 1e-12)
-    out["angle"], out["scale"] = _view_change(rel, obs, ids, T)
+    out["angle"], out["scale"] = _view_change(obs, ids, dq, dist)
     return out
 
 
@@ -153,6 +153,10 @@ def _view_change_summary(c: dict[str, np.ndarray]) -> dict:
 def oracle_pose(rel: Relocalizer, dense: DenseImage, T_world_cam: SE3, radius_px: float = 1.5) -> SE3 | None:
     """PnP (the methods' own RANSAC and refinement) on the true correspondences only; None below 4 of them."""
     ids, j, _ = true_correspondences(rel, dense, T_world_cam, radius_px)
+    return _oracle(rel, dense, ids, j)
+
+
+def _oracle(rel: Relocalizer, dense: DenseImage, ids: np.ndarray, j: np.ndarray) -> SE3 | None:
     if len(ids) < 4:
         return None
     out = rel.pnp(dense.features.keypoints[j], rel.X[ids])
@@ -163,29 +167,27 @@ def diagnose(rel: Relocalizer, queries: Iterable[tuple[DenseImage, SE3]], radius
              ridge: float = 1e-2) -> dict:  # fmt: skip
     """One pass over ``queries`` (dense features, true ``T_world_cam``; a generator is fine: nothing is kept per query
     but numbers): descriptor agreement at the true correspondences, how their viewpoints differ from training, and
-    the oracle's median translation / rotation error (failures count as inf / 180 deg; None when the median is a
-    failure), as a JSON-ready dict (no NaN or Infinity)."""
+    the oracle's median translation / rotation error (failures count as inf / 180 deg, which
+    :func:`perception.fileio.atomic_write_json` writes as null), as a dict of plain numbers."""
     obs = _Observations(rel)
     per: dict[str, list[np.ndarray]] = {m: [] for m in (*MODELS, "angle", "scale")}
     t_err, r_err = [], []
     for dense, T in queries:
-        for m, v in _measure(rel, obs, dense, T, radius_px, ridge).items():
+        ids, j, _ = true_correspondences(rel, dense, T, radius_px)
+        for m, v in _measure(rel, obs, dense, T, ids, j, ridge).items():
             per[m].append(v)
-        T_oracle = oracle_pose(rel, dense, T, radius_px)
+        T_oracle = _oracle(rel, dense, ids, j)
         te, re_ = (np.inf, 180.0) if T_oracle is None else pose_errors(T_oracle, T)
         t_err.append(float(te))
         r_err.append(float(re_))
     c = {m: np.concatenate(v) if v else np.zeros(0) for m, v in per.items()}
-    t_med = float(np.median(t_err)) if t_err else float("inf")
-    r_med = float(np.median(r_err)) if r_err else 180.0
-    finite = np.isfinite(t_med)  # most oracle poses failed (or no query): null in the JSON, not Infinity / NaN
     return {
         "radius_px": radius_px,
         "descriptor_agreement": _agreement(c),
         "view_change": _view_change_summary(c),
         "oracle": {
-            "median_t_cm": 100 * t_med if finite else None,
-            "median_r_deg": r_med if finite else None,
+            "median_t_cm": 100 * float(np.median(t_err)) if t_err else float("nan"),
+            "median_r_deg": float(np.median(r_err)) if r_err else float("nan"),
             "queries": len(t_err),
         },
     }

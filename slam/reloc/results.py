@@ -2,8 +2,8 @@
 
 This is the format hloc writes and its ``evaluate`` (and the 7-Scenes pseudo-ground-truth tools,
 ``visloc_pseudo_gt_limitations/evaluate_estimates.py``) read: the pseudo-ground-truth lines without the focal,
-written and read by :mod:`perception.datasets.sevenscenes`; lines starting with ``#`` are comments. Inside
-sparsepipe poses stay ``T_world_cam`` (camera-to-world)."""
+written and read by :mod:`perception.datasets.sevenscenes` (reading skips ``#`` comment lines; none are
+written). Inside sparsepipe poses stay ``T_world_cam`` (camera-to-world)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from perception.geometry import SE3
 __all__ = ["read_results", "write_results"]
 
 
-def write_results(path: str | os.PathLike, poses: dict[str, SE3], header: str = "") -> Path:
-    """``{name: T_world_cam}`` -> results file (atomic)."""
-    return write_pgt(path, poses, None, header)
+def write_results(path: str | os.PathLike, poses: dict[str, SE3]) -> Path:
+    """``{name: T_world_cam}`` -> results file (atomic; no comment lines, which hloc's reader would not skip)."""
+    return write_pgt(path, poses)
 
 
 def read_results(path: str | os.PathLike) -> dict[str, SE3]:
