@@ -1,4 +1,10 @@
-"""Absolute pose (PnP) RANSAC for any camera model: poselib on undistorted bearings."""
+"""Absolute pose (PnP) RANSAC for any camera model: poselib on undistorted bearings.
+
+poselib refines the RANSAC inliers with a Cauchy loss whose scale is given in the units of the points it sees. It
+divides that scale by the focal length itself only when it is handed a pixel camera; these functions hand it
+undistorted bearings (a unit camera), so they convert ``loss_scale_px`` themselves. Left at poselib's default of
+1.0, the scale would be one *normalised* unit, hundreds of pixels: a plain least-squares refinement in which every
+inlier up to the RANSAC threshold pulls with full weight."""
 
 from __future__ import annotations
 
@@ -9,8 +15,12 @@ from perception.geometry import SE3
 
 
 def pnp_ransac(camera: CameraModel, uv: np.ndarray, points_world: np.ndarray, threshold_px: float = 4.0,
-               seed: int = 0, max_iterations: int = 10_000) -> tuple[SE3, np.ndarray] | None:  # fmt: skip
-    """``(T_world_cam, inlier mask)`` from 2D-3D correspondences, or None with fewer than 4 usable ones."""
+               seed: int = 0, max_iterations: int = 10_000,
+               loss_scale_px: float = 1.0) -> tuple[SE3, np.ndarray] | None:  # fmt: skip
+    """``(T_world_cam, inlier mask)`` from 2D-3D correspondences, or None with fewer than 4 usable ones.
+
+    LO-RANSAC with inlier threshold ``threshold_px``, then a refinement of the inliers with a Cauchy loss of scale
+    ``loss_scale_px`` (poselib's and COLMAP's 1 px)."""
     import poselib
 
     uv = np.asarray(uv, np.float64).reshape(-1, 2)
@@ -24,7 +34,7 @@ def pnp_ransac(camera: CameraModel, uv: np.ndarray, points_world: np.ndarray, th
     f = float(np.mean(np.diag(camera.K)[:2]))
     unit = {"model": "PINHOLE", "width": 2, "height": 2, "params": [1.0, 1.0, 0.0, 0.0]}
     opts = {"max_reproj_error": threshold_px / f, "seed": seed, "max_iterations": max_iterations}
-    pose, info = poselib.estimate_absolute_pose(xy[ok], X[ok], unit, opts, {})
+    pose, info = poselib.estimate_absolute_pose(xy[ok], X[ok], unit, opts, {"loss_scale": loss_scale_px / f})
     inliers = np.zeros(len(uv), bool)
     inliers[np.flatnonzero(ok)[np.asarray(info["inliers"], bool)]] = True
     return SE3(np.asarray(pose.R), np.asarray(pose.t)).inverse(), inliers
@@ -32,7 +42,7 @@ def pnp_ransac(camera: CameraModel, uv: np.ndarray, points_world: np.ndarray, th
 
 def generalized_pnp_ransac(
     cameras: list[CameraModel], T_rig_cam: list[SE3], uv: list[np.ndarray], points_world: list[np.ndarray],
-    threshold_px: float = 4.0, seed: int = 0, max_iterations: int = 10_000,
+    threshold_px: float = 4.0, seed: int = 0, max_iterations: int = 10_000, loss_scale_px: float = 1.0,
 ) -> tuple[SE3, list[np.ndarray]] | None:  # fmt: skip
     """Pose of a rig of known cameras (``T_rig_cam`` each) from 2D-3D correspondences in all of them:
     ``(T_world_rig, inlier mask per camera)``, or None with fewer than 4 usable correspondences in total.
@@ -61,7 +71,8 @@ def generalized_pnp_ransac(
     f = float(np.mean([np.mean(np.diag(c.K)[:2]) for c in cameras]))
     unit = {"model": "PINHOLE", "width": 2, "height": 2, "params": [1.0, 1.0, 0.0, 0.0]}
     opts = {"max_reproj_error": threshold_px / f, "seed": seed, "max_iterations": max_iterations}
-    pose, info = poselib.estimate_generalized_absolute_pose(xs, Xs, exts, [unit] * len(xs), opts, {})
+    bundle = {"loss_scale": loss_scale_px / f}
+    pose, info = poselib.estimate_generalized_absolute_pose(xs, Xs, exts, [unit] * len(xs), opts, bundle)
     masks = []
     for ok, inl in zip(oks, info["inliers"], strict=True):
         m = np.zeros(len(ok), bool)
