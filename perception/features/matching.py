@@ -59,7 +59,8 @@ def estimate_relative_pose(
     f = 0.5 * (float(np.mean(np.diag(cam0.K)[:2])) + float(np.mean(np.diag(cam1.K)[:2])))
     unit = {"model": "PINHOLE", "width": 2, "height": 2, "params": [1.0, 1.0, 0.0, 0.0]}
     pose, info = poselib.estimate_relative_pose(
-        x0[good], x1[good], unit, unit, {"max_epipolar_error": threshold_px / f, "seed": seed}, {}
+        x0[good], x1[good], unit, unit, {"max_epipolar_error": threshold_px / f, "seed": seed},
+        {"loss_scale": 1.0 / f},  # poselib's 1 px Cauchy refinement, in the bearings' units (see slam.pnp)
     )
     inl = np.zeros(len(matches), bool)
     inl[np.flatnonzero(good)[np.asarray(info["inliers"], bool)]] = True
