@@ -25,7 +25,6 @@ Usage: python bench/bench_airground_stage1.py [--seeds 3] [--repeats 3] [--durat
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -36,6 +35,7 @@ import numpy as np  # noqa: E402
 
 from perception.datasets.colmap import ColmapImage, ColmapModel, ColmapPoints, model_to_reconstruction  # noqa: E402
 from perception.errors import InputError  # noqa: E402
+from perception.fileio import json_text  # noqa: E402
 from perception.geometry import SE3, align_se3, align_sim3  # noqa: E402
 from perception.metrics.pose import rotation_error_deg  # noqa: E402
 from slam.airground.landmarks import triangulate_tracks  # noqa: E402
@@ -200,7 +200,7 @@ def main() -> None:
         "summary": summarize(rows),
         "cases": rows,
     }
-    print(json.dumps(out, indent=2))
+    print(json_text(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Usage: python bench/bench_airground_stage2.py [--seeds 3] [--wrong 0.0,0.3]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
@@ -19,6 +18,7 @@ import numpy as np  # noqa: E402
 import pycolmap  # noqa: E402
 
 from perception.camera.convert import to_pycolmap  # noqa: E402
+from perception.fileio import json_text  # noqa: E402
 from perception.geometry import SE3  # noqa: E402
 from perception.metrics.pose import rotation_error_deg  # noqa: E402
 from slam.airground.stage2 import estimate_relative_pose  # noqa: E402
@@ -81,7 +81,7 @@ def main() -> None:
         }
         for k, v in summary.items()
     }
-    print(json.dumps({"benchmark": "airground_stage2", "summary": out, "runs": rows}, indent=2))
+    print(json_text({"benchmark": "airground_stage2", "summary": out, "runs": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Usage: python bench/bench_ba.py [--sizes 10x300,30x1000] [--repeats 3]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -17,6 +16,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from apps.demo import DemoConfig, evaluate, run_pycolmap_ba, synthesize_scene  # noqa: E402
+from perception.fileio import json_text  # noqa: E402
 from perception.sim.colmap_noise import perturb_reconstruction  # noqa: E402
 from slam.factorgraph.ba import BAOptions, bundle_adjust, reprojection_residuals  # noqa: E402
 from slam.factorgraph.colmap_bridge import apply_to_reconstruction, problem_from_reconstruction  # noqa: E402
@@ -67,7 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     results = [bench(n, p, args.repeats, args.seed) for n, p in sizes]
-    print(json.dumps({"benchmark": "bundle_adjustment", "threads": 1, "results": results}, indent=2))
+    print(json_text({"benchmark": "bundle_adjustment", "threads": 1, "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -13,12 +13,12 @@ Usage: python bench/bench_dsvt.py [--counts 1000,2000,5000,10000,20000] [--repea
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 import torch
 
+from perception.fileio import json_text
 from perception.pointnets.detect3d import cpu_model_config
 from perception.pointnets.dsvt import DSVTConfig, DSVTDetector
 
@@ -91,7 +91,7 @@ def main() -> None:
                 row["upstream_width_backbone_ms"] = _median(lambda: up.backbone(f, c), args.repeat)  # noqa: B023
         rows.append(row)
     params = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"model": "DSVT-P (CPU config)", "parameters": params, "threads": args.threads,
+    print(json_text({"model": "DSVT-P (CPU config)", "parameters": params, "threads": args.threads,
                       "grid": list(cfg.grid_size), "rows": rows}, indent=1))  # fmt: skip
 
 

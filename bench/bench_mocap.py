@@ -18,7 +18,6 @@ Usage: python bench/bench_mocap.py [--short-s 60] [--long-min 20] [--seed 0]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -30,6 +29,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")  # pycolmap's progress log
 import numpy as np  # noqa: E402
 
 from perception.datasets.keypoints2d import read_keypoints2d_dir  # noqa: E402
+from perception.fileio import json_text  # noqa: E402
 from perception.metrics import mocap as M  # noqa: E402
 from perception.sim.scenarios.mocap import MocapSimConfig, make_mocap  # noqa: E402
 from recon.mocap import MocapConfig, run_mocap  # noqa: E402
@@ -135,7 +135,7 @@ def main() -> None:
         out["dense_sampling_20x"] = one(Path(tmp) / "dense", args.short_s, args.seed, dense)
         out["vs_pycolmap"] = one(Path(tmp) / "peer", 20.0, args.seed, MocapConfig(seed=args.seed), peer=True)
     out["calibration_long_over_short"] = out["long"]["calibration_s"] / out["short"]["calibration_s"]
-    print(json.dumps(out, indent=2))
+    print(json_text(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ Usage: python bench/bench_reloc.py [--root R --scene S] [--frames 24] [--test-fr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -35,6 +34,7 @@ import torch  # noqa: E402
 
 from apps.reloc import CameraOptions, build_scene_map, query_scene, summarise  # noqa: E402
 from perception.datasets.sevenscenes import SevenScenes  # noqa: E402
+from perception.fileio import json_text  # noqa: E402
 from perception.geometry import SE3  # noqa: E402
 from perception.sim.scenarios.room import RoomConfig, make_room  # noqa: E402
 from slam.reloc import MapConfig, QueryConfig, Relocalizer  # noqa: E402
@@ -153,7 +153,7 @@ def main() -> None:
         ap.error("--seeds simulates one room per seed; with --root there is one scene (use --seed)")
     runs = [run_one(args, s) for s in seeds]
     if len(runs) == 1:
-        print(json.dumps(runs[0], indent=2))
+        print(json_text(runs[0], indent=2))
         return
     ratios = [r["favor_vs_baseline_median_t_ratio"] for r in runs]
     summary = {
@@ -168,7 +168,7 @@ def main() -> None:
                                      for m in runs[0]["diagnostics"]["descriptor_agreement"]["median_cosine"]},
         "runs": runs,
     }  # fmt: skip
-    print(json.dumps(summary, indent=2))
+    print(json_text(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -8,12 +8,12 @@ features. Usage: python bench/bench_sparse_conv.py [--grid 64] [--threads 1] [--
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
 import torch.nn.functional as F
 
+from perception.fileio import json_text
 from perception.pointnets.sparse import SubMConv3d, sparse_tensor
 
 
@@ -69,7 +69,7 @@ def main() -> None:
             "dense_fwd_bwd_s": _time(dense_fwd_bwd, args.repeat),
             "sparse_feature_bytes": len(coords) * C * 4, "dense_tensor_bytes": C * n**3 * 4,
         })  # fmt: skip
-    print(json.dumps({"grid": n, "channels": C, "threads": args.threads, "kernel": 3, "rows": rows}, indent=2))
+    print(json_text({"grid": n, "channels": C, "threads": args.threads, "kernel": 3, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

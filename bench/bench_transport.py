@@ -10,7 +10,6 @@ Usage: python bench/bench_transport.py [--count 50]
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import threading
 import time
@@ -20,6 +19,7 @@ import numpy as np
 from apps.nodes.runtime import RAW, Codec, open_session
 from apps.nodes.supervisor import free_tcp_endpoint
 from perception.datasets.ros.messages import ImageMsg
+from perception.fileio import json_text
 
 
 def _payloads() -> dict[str, bytes]:
@@ -105,7 +105,7 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=50, help="messages per measurement (default: %(default)s)")
     args = ap.parse_args()
     payloads = _payloads()
-    print(json.dumps({"benchmark": "transport", "raw_type": RAW, "zenoh_via_hub": bench_zenoh(payloads, args.count),
+    print(json_text({"benchmark": "transport", "raw_type": RAW, "zenoh_via_hub": bench_zenoh(payloads, args.count),
                       "local_pipe_baseline": bench_pipe(payloads, args.count)}, indent=2))  # fmt: skip
 
 

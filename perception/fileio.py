@@ -79,14 +79,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """Standard JSON text: numpy scalars and arrays become numbers and lists, paths strings, and non-finite numbers
+    (a failed run's median error, the AP of a class without ground truth) ``null``, since JSON has no NaN or
+    Infinity and strict readers refuse them. What metrics files hold and what benchmarks print."""
+    return json.dumps(_finite_or_none(obj), indent=indent, sort_keys=False, default=_json_default, allow_nan=False)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
-    """Standard JSON (atomically): numpy scalars and arrays become numbers and lists, paths strings, and non-finite
-    numbers (a failed run's median error, the AP of a class without ground truth) ``null``, since JSON has no NaN
-    or Infinity and strict readers refuse them."""
-    return atomic_write_text(
-        path, json.dumps(_finite_or_none(obj), indent=indent, sort_keys=False, default=_json_default,
-                         allow_nan=False) + "\n"
-    )  # fmt: skip
+    """:func:`json_text` of ``obj``, written atomically."""
+    return atomic_write_text(path, json_text(obj, indent) + "\n")
 
 
 def _finite_or_none(o: Any) -> Any:
