@@ -103,19 +103,22 @@ class DenseXFeat:
             pos, scores = pos[keep], scores[keep]
         ratio = np.array([rw, rh])
         offset = 0.5 * (ratio - 1.0)  # XFeat's resized-pixel index -> OpenCV pixel centre of the full image
-        M1 = M1.detach()
+        maps = {"map": M1.detach()}
 
         def sampler(uv: np.ndarray, sizes: np.ndarray | None) -> np.ndarray:
             p = torch.from_numpy((uv - offset) / ratio).to(torch.float32)
             with torch.inference_mode():
-                d = F.grid_sample(M1, _grid(p, H1, W1), mode="bicubic", align_corners=False)
+                d = F.grid_sample(maps["map"].float(), _grid(p, H1, W1), mode="bicubic", align_corners=False)
                 d = F.normalize(d.reshape(M1.shape[1], -1).T, dim=1)
             return d.numpy().astype(np.float32)
 
         kp = pos.numpy() * ratio + offset
         feats = Features(kp.astype(np.float32), scores.numpy().astype(np.float32), np.zeros((0, 64), np.float32),
                          (w, h), "xfeat")  # fmt: skip
-        feats.descriptors = sampler(kp, None)
+        feats.descriptors = sampler(kp, None)  # XFeat's own keypoint descriptors, at full precision
+        # later samples come from a half-precision map: a map building holds one map per training frame until its
+        # landmarks are known (thousands of frames); for unit 64-D vectors float16 moves cosines by ~1e-6
+        maps["map"] = maps["map"].to(torch.float16)
         return DenseImage(feats, sampler)
 
 
