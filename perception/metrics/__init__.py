@@ -16,7 +16,9 @@ from perception.metrics.mocap import (
     w_mpjpe,
 )
 from perception.metrics.pose import (
+    MedianRatio,
     RelocSummary,
+    median_ratio,
     pose_errors,
     recall_at,
     reloc_summary,
@@ -35,6 +37,7 @@ from perception.metrics.trajectory import ATEResult, RPEResult, ate, rpe
 __all__ = [
     "ATEResult",
     "CameraMetrics",
+    "MedianRatio",
     "RPEResult",
     "RelocSummary",
     "ae",
@@ -43,6 +46,7 @@ __all__ = [
     "confusion_matrix",
     "iou_per_class",
     "mean_class_accuracy",
+    "median_ratio",
     "miou",
     "mpjpe",
     "overall_accuracy",

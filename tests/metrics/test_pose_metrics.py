@@ -93,3 +93,55 @@ def test_recall_and_summary_hand_values():
     assert "3.00 cm" in s.format()
     with pytest.raises(ValueError, match="same number"):
         recall_at([0.1, 0.2], [1.0])
+
+
+def test_median_ratio_exact_when_one_method_is_a_scaled_copy() -> None:
+    from perception.metrics import median_ratio
+
+    a = np.random.default_rng(0).lognormal(0.0, 1.0, 40)
+    r = median_ratio(a, 2 * a)
+    assert r.ratio == pytest.approx(0.5) and r.low == pytest.approx(0.5) and r.high == pytest.approx(0.5)
+    assert r.n == 40 and r.as_dict()["interval"] == [r.low, r.high]
+
+
+def test_median_ratio_interval_covers_the_true_ratio_about_as_often_as_it_says() -> None:
+    """Independent errors (true ratio of medians 0.8): the 90 % interval from 40 queries contains 0.8 in roughly
+    90 % of repeated experiments, and is wide (a ratio from 40 queries is uncertain)."""
+    from perception.metrics import median_ratio
+
+    rng = np.random.default_rng(1)
+    hits, widths = [], []
+    for k in range(200):
+        a = rng.lognormal(np.log(0.8), 0.6, 40)
+        b = rng.lognormal(0.0, 0.6, 40)
+        r = median_ratio(a, b, level=0.9, n_boot=400, seed=k)
+        hits.append(r.low <= 0.8 <= r.high)
+        widths.append(r.high - r.low)
+    assert 0.8 <= np.mean(hits) <= 0.97
+    assert np.median(widths) > 0.3
+
+
+def test_median_ratio_uses_the_pairing_of_queries() -> None:
+    """Errors that vary 30x across queries but by 10 % +- 1 % between the methods on each query: the paired interval
+    is tight around 0.9, although either method's median alone moves a lot between resamples."""
+    from perception.metrics import median_ratio
+
+    rng = np.random.default_rng(2)
+    b = rng.lognormal(0.0, 1.0, 60)
+    a = b * rng.normal(0.9, 0.01, 60)
+    r = median_ratio(a, b)
+    assert r.low < r.ratio < r.high and r.high - r.low < 0.03 and abs(r.ratio - 0.9) < 0.01
+
+
+def test_median_ratio_failures_and_bad_input() -> None:
+    from perception.metrics import median_ratio
+
+    ok = np.full(10, 0.01)
+    failing = np.where(np.arange(10) < 6, np.nan, 0.01)  # fails on most queries: infinite median
+    assert median_ratio(failing, ok).ratio == np.inf
+    assert median_ratio(ok, failing).ratio == 0.0
+    assert np.isnan(median_ratio(np.full(3, np.inf), np.full(3, np.inf)).ratio)
+    with pytest.raises(ValueError, match="same queries"):
+        median_ratio(ok, ok[:5])
+    with pytest.raises(ValueError, match="no errors"):
+        median_ratio([], [])

@@ -112,7 +112,13 @@ def test_eval_7scenes_reports_favor_and_both_baselines(room: Path, built: Path, 
     assert diag["descriptor_agreement"]["pairs"] > 1000 and cos["favor"] > cos["baseline"]
     assert diag["oracle"]["queries"] == 12 and diag["oracle"]["median_t_cm"] <= 1.1 * fav["median_t_cm"]
     assert diag["view_change"]["median_scale_change"] > 1.15  # the test loop stands further from the walls
-    assert "from the nearest training view at 1." in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "from the nearest training view at 1." in printed
+    # the FaVoR / B1 ratio with its paired-bootstrap interval (12 queries: a wide one)
+    c = m["favor_vs_baseline"]["translation"]
+    assert c["median_ratio"] == pytest.approx(fav["median_t_cm"] / base["median_t_cm"]) and c["queries"] == 12
+    assert c["interval"][0] <= c["median_ratio"] <= c["interval"][1] and c["interval"][1] - c["interval"][0] > 0.05
+    assert "favor / baseline median translation" in printed and "paired bootstrap over 12 queries" in printed
     assert main(["eval", "7scenes", "--root", str(room), "--out", str(tmp_path / "e2"), "--diagnostics",
                  "--diagnostics-radius-px", "0"]) == 2  # fmt: skip
     # a cached map built with other settings is rebuilt, not silently reused; diagnostics that find no true
@@ -121,10 +127,33 @@ def test_eval_7scenes_reports_favor_and_both_baselines(room: Path, built: Path, 
                  "--map.ridge", "0.01", "--query-stride", "4", "--diagnostics", "--diagnostics-radius-px",
                  "1e-9"]) == 0  # fmt: skip
     assert FavorMap.load(maps / "room.favor.npz").meta["config"]["ridge"] == 0.01
+    assert "favor_vs_baseline" not in _strict_json(tmp_path / "eval" / "metrics.json")["scenes"]["room"]
     assert "no query keypoint within 1e-09 px" in capsys.readouterr().out
     diag = _strict_json(tmp_path / "eval" / "metrics.json")["scenes"]["room"]["diagnostics"]
     assert diag["view_change"]["by_angle"][0]["median_cosine"]["favor"] is None
     assert diag["oracle"]["median_t_cm"] is None
+
+
+def test_eval_7scenes_pools_the_favor_baseline_comparison_over_scenes(room: Path, built: Path, tmp_path: Path,
+                                                                      capsys) -> None:  # fmt: skip
+    """Two scenes: each gets its own FaVoR / B1 ratio, and ``average`` pools every query of both, paired."""
+    root, out = tmp_path / "two", tmp_path / "eval"
+    (out / "maps").mkdir(parents=True)
+    for scene in ("room", "copy"):
+        shutil.copytree(room / "room", root / scene)
+        fmap = FavorMap.load(built)
+        fmap.meta["scene"] = scene  # the same frames under another scene name: reused, not rebuilt
+        fmap.save(out / "maps" / f"{scene}.favor.npz")
+    assert main(["eval", "7scenes", "--root", str(root), "--scenes", "room,copy", "--method", "both",
+                 "--query-stride", "3", "--out", str(out)]) == 0  # fmt: skip
+    res = _strict_json(out / "metrics.json")
+    t = {m: [q["t_err_m"] for s in ("room", "copy") for q in _strict_json(out / "results" / f"{s}_{m}.json")["queries"]]
+         for m in ("favor", "baseline")}  # fmt: skip
+    pooled = res["average"]["favor_vs_baseline"]["translation"]
+    assert pooled["queries"] == len(t["favor"]) == 8
+    assert pooled["median_ratio"] == pytest.approx(np.median(t["favor"]) / np.median(t["baseline"]))
+    assert res["scenes"]["copy"]["favor_vs_baseline"]["translation"]["queries"] == 4
+    assert "all        favor / baseline median translation" in capsys.readouterr().out
 
 
 def _strict_json(path: Path) -> dict:
