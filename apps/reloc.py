@@ -283,16 +283,15 @@ def summarise(records: list[dict]) -> dict:
     }  # fmt: skip
 
 
-def compare_methods(records_a: list[dict], records_b: list[dict]) -> dict:
+def compare_methods(records_a: list[dict], records_b: list[dict], groups: list[str] | None = None) -> dict:
     """Method a's median translation and rotation errors over method b's on the same queries (FaVoR over B1 in
     ``eval 7scenes --method both``), each with a 95 % paired-bootstrap interval: a ratio of two medians over a few
-    dozen queries moves by 10-20 % with the queries drawn, so it is reported with its uncertainty."""
+    dozen queries moves by 10-20 % with the queries drawn, so it is reported with its uncertainty. ``groups`` (the
+    scene of each query, when pooling scenes) keeps each scene's share in the resampling."""
     if [r["image"] for r in records_a] != [r["image"] for r in records_b]:
         raise ValueError("compare_methods: the two methods were not run on the same queries")
-    return {
-        "translation": median_ratio([r["t_err_m"] for r in records_a], [r["t_err_m"] for r in records_b]).as_dict(),
-        "rotation": median_ratio([r["r_err_deg"] for r in records_a], [r["r_err_deg"] for r in records_b]).as_dict(),
-    }
+    return {k: median_ratio([r[e] for r in records_a], [r[e] for r in records_b], groups=groups).as_dict()
+            for k, e in (("translation", "t_err_m"), ("rotation", "r_err_deg"))}  # fmt: skip
 
 
 def map_stats(fmap: FavorMap, path: Path | None) -> dict:
@@ -407,6 +406,7 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
     result: dict = {"methods": methods, "poses": pose_source(cfg.pgt), "scenes": {}}
     compare = "favor" in methods and "baseline" in methods
     pooled: dict[str, list[dict]] = {"favor": [], "baseline": []}
+    pooled_scene: list[str] = []
     progress, update = _progress()
     for scene in _scenes(cfg.root, cfg.scenes):
         map_path = out / "maps" / f"{scene}.favor.npz"
@@ -438,13 +438,14 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
             entry["favor_vs_baseline"] = compare_methods(recs["favor"], recs["baseline"])
             pooled["favor"] += recs["favor"]
             pooled["baseline"] += recs["baseline"]
+            pooled_scene += [scene] * len(recs["favor"])
         result["scenes"][scene] = entry
     if len(result["scenes"]) > 1:
         result["average"] = {m: {k: float(np.mean([e[m][k] for e in result["scenes"].values()]))
                                  for k in ("median_t_cm", "median_r_deg", "recall_5cm_5deg", "recall_2cm_2deg",
                                            "seconds_per_query")} for m in methods}  # fmt: skip
-        if compare:  # every query of every scene, paired
-            result["average"]["favor_vs_baseline"] = compare_methods(pooled["favor"], pooled["baseline"])
+        if compare:  # every query of every scene, paired, resampled within each scene
+            result["average"]["favor_vs_baseline"] = compare_methods(pooled["favor"], pooled["baseline"], pooled_scene)
     path = Path(cfg.json) if cfg.json is not None else out / "metrics.json"
     atomic_write_json(path, result)
     save_resolved_config(cfg, "eval 7scenes", out_dir=out)

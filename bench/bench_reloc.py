@@ -163,9 +163,10 @@ def main() -> None:
         "seeds": seeds,
         "favor_vs_baseline_median_t_ratio": {"per_seed": ratios, "mean": float(np.mean(ratios)),
                                              "geometric_mean": float(np.exp(np.mean(np.log(ratios))))},
-        # every query of every room, paired, with its bootstrap interval (queries treated as independent)
-        "favor_vs_baseline_pooled": median_ratio(*(np.concatenate([r["t_err_m"][m] for r in runs])
-                                                   for m in ("favor", "baseline"))).as_dict(),
+        # every query of every room, paired, with its bootstrap interval (resampled within each room)
+        "favor_vs_baseline_pooled": median_ratio(
+            *(np.concatenate([r["t_err_m"][m] for r in runs]) for m in ("favor", "baseline")),
+            groups=np.concatenate([np.full(len(r["t_err_m"]["favor"]), r["seed"]) for r in runs])).as_dict(),
         "median_t_cm": {m: [r["methods"][m]["median_t_cm"] for r in runs] for m in runs[0]["methods"]},
         "oracle_median_t_cm": [r["diagnostics"]["oracle"]["median_t_cm"] for r in runs],
         "view_change": {k: [r["diagnostics"]["view_change"][k] for r in runs]

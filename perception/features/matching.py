@@ -60,7 +60,7 @@ def estimate_relative_pose(
     unit = {"model": "PINHOLE", "width": 2, "height": 2, "params": [1.0, 1.0, 0.0, 0.0]}
     pose, info = poselib.estimate_relative_pose(
         x0[good], x1[good], unit, unit, {"max_epipolar_error": threshold_px / f, "seed": seed},
-        {"loss_scale": 1.0 / f},  # poselib's 1 px Cauchy refinement, in the bearings' units (see slam.pnp)
+        {"loss_scale": 1.0 / f},  # 1 px Cauchy refinement in the bearings' units, whatever the threshold (slam.pnp)
     )
     inl = np.zeros(len(matches), bool)
     inl[np.flatnonzero(good)[np.asarray(info["inliers"], bool)]] = True

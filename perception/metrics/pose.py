@@ -182,7 +182,8 @@ class MedianRatio:
                 f"over {self.n} queries)")  # fmt: skip
 
 
-def median_ratio(a: Any, b: Any, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> MedianRatio:
+def median_ratio(a: Any, b: Any, level: float = 0.95, n_boot: int = 2000, seed: int = 0,
+                 groups: Any = None) -> MedianRatio:  # fmt: skip
     """How a method's median error ``a`` compares with another's ``b`` on the *same* queries (``a[i]`` and ``b[i]``
     belong to query ``i``), e.g. FaVoR's median translation error over the mean-descriptor baseline's.
 
@@ -190,8 +191,10 @@ def median_ratio(a: Any, b: Any, level: float = 0.95, n_boot: int = 2000, seed: 
     replacement, the same ones for both methods, so it reflects how much the ratio depends on which queries were
     drawn: with a few dozen queries a median moves by 10-20 %, and a ratio of two such medians needs its interval.
     It treats queries as independent; consecutive frames of one sequence are not, so on densely sampled test
-    sequences the interval is optimistic. Ratios of two infinite (or zero) medians are left out of the interval
-    (NaN when nothing is left)."""
+    sequences the interval is optimistic. ``groups`` (one label per query, e.g. its scene) makes the resampling draw
+    within each group, keeping its size, so a comparison pooled over scenes keeps each scene's share. Resamples whose
+    ratio is undefined (two infinite or zero medians) are left out of the interval; when the ratio itself is
+    undefined, so is the interval (NaN)."""
     x, y = _paired(a, b, "median_ratio", "the methods must be measured on the same queries")
     if not 0 < level < 1 or n_boot < 1:
         raise ValueError(f"median_ratio: need 0 < level < 1 and n_boot >= 1, got {level}, {n_boot}")
@@ -200,15 +203,25 @@ def median_ratio(a: Any, b: Any, level: float = 0.95, n_boot: int = 2000, seed: 
         with np.errstate(divide="ignore", invalid="ignore"):
             return p / q
 
+    if groups is None:
+        members = [np.arange(x.size)]
+    else:
+        g = np.asarray(groups).ravel()
+        if g.shape != x.shape:
+            raise ValueError(f"median_ratio: {g.size} group labels for {x.size} queries")
+        members = [np.flatnonzero(g == v) for v in np.unique(g)]
     rng = np.random.default_rng(seed)
     boots = []
     for s in range(0, n_boot, 256):  # chunks bound the (resamples x queries) index matrix
-        idx = rng.integers(0, x.size, (min(256, n_boot - s), x.size))
+        k = min(256, n_boot - s)
+        idx = np.concatenate([m[rng.integers(0, m.size, (k, m.size))] for m in members], axis=1)
         boots.append(ratio(np.median(x[idx], axis=1), np.median(y[idx], axis=1)))
     r = np.concatenate(boots)
     r = r[~np.isnan(r)]
+    point = float(ratio(np.median(x), np.median(y)))
     tail = 100 * (1 - level) / 2
-    # no interpolation between resamples: an infinite ratio (a method failing on most of them) stays infinite
-    low, high = (float(v) for v in np.percentile(r, [tail, 100 - tail], method="inverted_cdf")) if r.size else (
-        float("nan"),) * 2  # fmt: skip
-    return MedianRatio(float(ratio(np.median(x), np.median(y))), low, high, float(level), int(x.size))
+    if np.isnan(point) or r.size == 0:
+        low = high = float("nan")
+    else:  # no interpolation between resamples: an infinite ratio (a method failing on most of them) stays so
+        low, high = (float(v) for v in np.percentile(r, [tail, 100 - tail], method="inverted_cdf"))
+    return MedianRatio(point, low, high, float(level), int(x.size))

@@ -146,7 +146,8 @@ def init_extrinsics(xy: np.ndarray, conf: np.ndarray, K: list[Intrinsics], pair_
             x0, x1 = norm[i][fi, ji], norm[j][fi, ji]
             f = 0.5 * (K[i].f + K[j].f)
             opts = {"max_epipolar_error": threshold_px / f, "seed": seed}
-            pose, info = poselib.estimate_relative_pose(x0, x1, unit, unit, opts, {"loss_scale": 1.0 / f})  # 1 px
+            # 1 px Cauchy refinement in the bearings' units (poselib's binding would use half the threshold)
+            pose, info = poselib.estimate_relative_pose(x0, x1, unit, unit, opts, {"loss_scale": 1.0 / f})
             inl = np.asarray(info["inliers"], bool)
             if inl.sum() < 15:
                 continue

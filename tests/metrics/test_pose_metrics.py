@@ -140,8 +140,27 @@ def test_median_ratio_failures_and_bad_input() -> None:
     failing = np.where(np.arange(10) < 6, np.nan, 0.01)  # fails on most queries: infinite median
     assert median_ratio(failing, ok).ratio == np.inf
     assert median_ratio(ok, failing).ratio == 0.0
-    assert np.isnan(median_ratio(np.full(3, np.inf), np.full(3, np.inf)).ratio)
+    both_fail = np.where(np.arange(10) < 6, np.nan, 0.01)
+    r = median_ratio(both_fail, both_fail)  # both fail on the same 6 queries: no ratio, no interval
+    assert np.isnan(r.ratio) and np.isnan(r.low) and np.isnan(r.high)
     with pytest.raises(ValueError, match="same queries"):
         median_ratio(ok, ok[:5])
     with pytest.raises(ValueError, match="no errors"):
         median_ratio([], [])
+    with pytest.raises(ValueError, match="group labels"):
+        median_ratio(ok, ok, groups=[0, 1])
+
+
+def test_median_ratio_groups_resample_within_each_scene() -> None:
+    """Two scenes of very different error levels, pooled: ungrouped resampling changes the scenes' shares (and the
+    pooled median with them); resampling within each scene keeps them, so the interval is narrower."""
+    from perception.metrics import median_ratio
+
+    rng = np.random.default_rng(3)
+    scale = np.repeat([0.005, 0.05], 30)  # a 0.5 cm scene and a 5 cm scene
+    a = scale * rng.lognormal(np.log(0.9), 0.3, 60)
+    b = scale * rng.lognormal(0.0, 0.3, 60)
+    free = median_ratio(a, b)
+    grouped = median_ratio(a, b, groups=np.repeat(["chess", "fire"], 30))
+    assert grouped.ratio == free.ratio
+    assert grouped.high - grouped.low < free.high - free.low
