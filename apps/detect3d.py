@@ -11,14 +11,13 @@ that the official devkit reads.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from apps.config import CommonConfig, PipelineConfig, save_resolved_config
 from apps.progress import progress_bar
-from perception.fileio import atomic_write_json
+from perception.fileio import atomic_write_json, json_text
 from perception.pointnets.detect3d import (
     DetEvalResult,
     DetTrainConfig,
@@ -144,6 +143,6 @@ def run_eval(cfg: Detect3dEvalConfig) -> int:
     extra = {"checkpoint": str(cfg.ckpt), "split": cfg.split, "step": int(state["step"])}
     result = _evaluate_and_write(model, frames, train_cfg, out, path, extra)
     _log_rrd(cfg, frames, result, train_cfg.classes)
-    print(json.dumps({"bev_iou0.5_ap_r40": result.to_json()["bev_iou0.5"]["ap_r40"],
-                      "bev_ap_r40": result.to_json()["bev"]["ap_r40"]}))  # fmt: skip
+    print(json_text({"bev_iou0.5_ap_r40": result.to_json()["bev_iou0.5"]["ap_r40"],
+                      "bev_ap_r40": result.to_json()["bev"]["ap_r40"]}, indent=None))  # fmt: skip
     return 0

@@ -14,7 +14,6 @@ processes, and writes the mIoU table ``compare.json``.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from apps.config import CommonConfig, PipelineConfig, save_resolved_config
 from apps.progress import progress_bar
 from perception.datasets.scannet import VALID_CLASS_IDS, ScanNet, write_ply
 from perception.errors import InputError
-from perception.fileio import atomic_write_json
+from perception.fileio import atomic_write_json, json_text
 from perception.pointnets.segmentation import (
     Cloud,
     SegEvalResult,
@@ -157,8 +156,8 @@ def run_eval(cfg: PointsegEvalConfig, command: str = "pointseg eval") -> int:
     payload = {"checkpoint": str(cfg.ckpt), "split": cfg.split, "step": int(state["step"]), "method": run["method"],
                "labels": run["labels"], **result.to_json()}  # fmt: skip
     atomic_write_json(path, payload)
-    print(json.dumps({"miou": round(result.miou, 4), "overall_accuracy": round(result.overall_accuracy, 4),
-                      "iou": {k: round(v, 4) for k, v in result.iou.items()}}))  # fmt: skip
+    print(json_text({"miou": round(result.miou, 4), "overall_accuracy": round(result.overall_accuracy, 4),
+                      "iou": {k: round(v, 4) for k, v in result.iou.items()}}, indent=None))  # fmt: skip
     return 0
 
 
@@ -235,5 +234,5 @@ def run_compare(cfg: PointsegCompareConfig) -> int:
         summary["full_labels"] = next(r["miou"] for r in rows if r["labels"] == "full")
     atomic_write_json(out / "compare.json", {"summary": summary, "runs": rows, "labels": cfg.train.labels,
                                              "steps": cfg.train.steps, "seeds": list(cfg.seeds)})  # fmt: skip
-    print(json.dumps(summary))
+    print(json_text(summary, indent=None))
     return 0
