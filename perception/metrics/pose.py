@@ -177,10 +177,6 @@ class MedianRatio:
     def as_dict(self) -> dict:
         return {"median_ratio": self.ratio, "interval": [self.low, self.high], "level": self.level, "queries": self.n}
 
-    def format(self) -> str:
-        return (f"{self.ratio:.2f} ({100 * self.level:g} % interval {self.low:.2f}-{self.high:.2f}, paired bootstrap "
-                f"over {self.n} queries)")  # fmt: skip
-
 
 def median_ratio(a: Any, b: Any, level: float = 0.95, n_boot: int = 2000, seed: int = 0,
                  groups: Any = None) -> MedianRatio:  # fmt: skip
