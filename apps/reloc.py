@@ -25,7 +25,8 @@ import numpy as np
 
 from apps.config import CommonConfig, PipelineConfig, save_resolved_config
 from perception.camera import PinholeCamera
-from perception.datasets.sevenscenes import DEFAULT_CAMERA, SevenScenes
+from perception.datasets.pairs import read_pairs
+from perception.datasets.sevenscenes import DEFAULT_CAMERA, SevenScenes, parse_frame_name
 from perception.errors import InputError
 from perception.fileio import atomic_write_json
 from perception.metrics.pose import median_ratio, pose_errors, reloc_summary
@@ -81,6 +82,11 @@ class RelocQueryConfig(PipelineConfig):
     """Folder of pseudo-ground-truth pose files <scene>_train.txt / <scene>_test.txt (e.g. the SfM pGT of
     visloc_pseudo_gt_limitations/pgt/sfm/7scenes, which FaVoR uses): their poses and focal replace the dataset's
     (the same folder as the map's)."""
+    retrieval_pairs: Path | None = None
+    """hloc retrieval pairs file (lines 'query db', 7-Scenes names such as seq-03/frame-000000.color.png, each
+    query's training frames best first), e.g. the DenseVLAD top-10 lists hloc, PixLoc and FaVoR use
+    (7scenes_densevlad_retrieval_top_10/{scene}_top10.txt; {scene} becomes the scene name). Replaces the
+    global-descriptor ranking; default: rank the map's training frames by VLAD / NetVLAD."""
     query: QueryConfig = field(default_factory=QueryConfig)
 
 
@@ -114,6 +120,11 @@ class Eval7ScenesConfig(CommonConfig):
     """Folder of pseudo-ground-truth pose files <scene>_train.txt / <scene>_test.txt (e.g. the SfM pGT of
     visloc_pseudo_gt_limitations/pgt/sfm/7scenes, which FaVoR uses): their poses and focal replace the dataset's.
     Brachmann et al. (ICCV 2021) ask for results under both pseudo ground truths."""
+    retrieval_pairs: Path | None = None
+    """hloc retrieval pairs file (lines 'query db', 7-Scenes names such as seq-03/frame-000000.color.png, each
+    query's training frames best first), e.g. the DenseVLAD top-10 lists hloc, PixLoc and FaVoR use
+    (7scenes_densevlad_retrieval_top_10/{scene}_top10.txt; {scene} becomes the scene name). Replaces the
+    global-descriptor ranking; default: rank the map's training frames by VLAD / NetVLAD."""
     camera: CameraOptions = field(default_factory=CameraOptions)
     map: MapConfig = field(default_factory=MapConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
@@ -229,14 +240,53 @@ def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, ca
                              "options or rebuild")  # fmt: skip
 
 
+def retrieval_lists(path: Path, scene: str, fmap: FavorMap, queries: list[str]) -> dict[str, list[int]]:
+    """Stage: the training frames an hloc pairs file retrieves for each query (names ``seq-XX/frame-NNNNNN``), as
+    indices of the map's frames, best first. ``{scene}`` in ``path`` becomes ``scene``. A listed frame the map
+    skipped (built with ``--stride``) becomes the nearest mapped frame of its sequence; repeats are dropped."""
+    path = Path(str(path).replace("{scene}", scene))
+    pairs = read_pairs(path)
+    listed = {key: names for q, names in pairs.items() if (key := parse_frame_name(q)) is not None}
+    mapped: dict[int, list[tuple[int, int]]] = {}
+    for k, name in enumerate(fmap.frame_names):
+        p = parse_frame_name(name)
+        if p is not None:
+            mapped.setdefault(p[0], []).append((p[1], k))
+    seqs = {s: (np.array([i for i, _ in v]), np.array([k for _, k in v])) for s, v in mapped.items()}
+    out: dict[str, list[int]] = {}
+    for q in queries:
+        names = listed.get(parse_frame_name(q))
+        if names is None:
+            raise InputError(f"{path}: no pairs for query {q} (the file names queries like {next(iter(pairs))!r}); "
+                             f"pass the retrieval list of scene {scene!r} and this split")  # fmt: skip
+        idx: list[int] = []
+        for name in names:
+            p = parse_frame_name(name)
+            if p is None or p[0] not in seqs:
+                raise InputError(f"{path}: {name}, retrieved for {q}, is not a training frame of the map of "
+                                 f"{scene!r} (training sequences {sorted(seqs)}); pass that scene's retrieval "
+                                 "list")  # fmt: skip
+            index, k = seqs[p[0]]
+            j = int(k[np.argmin(np.abs(index - p[1]))])
+            if j not in idx:
+                idx.append(j)
+        out[q] = idx
+    return out
+
+
 def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryConfig, methods: list[str],
                 stride: int = 1, weights: str | None = None, netvlad_weights: str | None = None,
-                progress=None, pgt: Path | None = None) -> dict[str, list[dict]]:  # fmt: skip
+                progress=None, pgt: Path | None = None,
+                retrieval_pairs: Path | None = None) -> dict[str, list[dict]]:  # fmt: skip
     """Stage: localise every frame of a split with each method -> per-method list of per-query records (errors
-    against the dataset's poses, or ``pgt``'s)."""
+    against the dataset's poses, or ``pgt``'s). ``retrieval_pairs``: an hloc pairs file replacing the map's
+    global-descriptor retrieval (:func:`retrieval_lists`)."""
     ds = SevenScenes(root, scene, pgt=pgt)
     frames = _frames(ds, split, stride)
     train_by_name = {f.name: f for f in ds.frames("train")}
+    listed = None
+    if retrieval_pairs is not None:
+        listed = retrieval_lists(retrieval_pairs, scene, fmap, [f.name for f in frames])
 
     def train_frame(i: int):
         f = train_by_name[fmap.frame_names[i]]
@@ -250,7 +300,7 @@ def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryCo
         image = ds.load_color(f)
         gt = f.T_world_cam
         for m in methods:
-            r = reloc.localize(image, str(f.color_path), m)
+            r = reloc.localize(image, str(f.color_path), m, None if listed is None else listed[f.name])
             rec = {"name": f.name, "image": f.image_name, "success": r.success, "seconds": r.seconds,
                    "inliers": r.inliers, "matches": r.matches, "retrieved": [fmap.frame_names[i] for i in r.retrieved],
                    "prior_from_pnp": r.prior_from_pnp,
@@ -330,7 +380,8 @@ def run_query(cfg: RelocQueryConfig) -> int:
     progress, update = _progress()
     with progress:
         recs = query_scene(fmap, cfg.root, cfg.scene, cfg.split, cfg.query, [cfg.query.method], cfg.stride,
-                           cfg.weights, cfg.netvlad_weights, update, cfg.pgt)[cfg.query.method]  # fmt: skip
+                           cfg.weights, cfg.netvlad_weights, update, cfg.pgt,
+                           cfg.retrieval_pairs)[cfg.query.method]  # fmt: skip
     from perception.geometry import SE3
 
     poses = {r["image"]: SE3.from_matrix(np.array(r["T_world_cam"])) for r in recs if r["success"]}
@@ -403,7 +454,8 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
     methods = {"favor": ["favor"], "baseline": ["baseline"], "both": ["favor", "baseline"], "depth": ["depth"],
                "all": ["favor", "baseline", "depth"]}[cfg.method]  # fmt: skip
     out = Path(cfg.out)
-    result: dict = {"methods": methods, "poses": pose_source(cfg.pgt), "scenes": {}}
+    retrieval = "map global descriptors" if cfg.retrieval_pairs is None else f"pairs {cfg.retrieval_pairs}"
+    result: dict = {"methods": methods, "poses": pose_source(cfg.pgt), "retrieval": retrieval, "scenes": {}}
     compare = "favor" in methods and "baseline" in methods
     pooled: dict[str, list[dict]] = {"favor": [], "baseline": []}
     pooled_scene: list[str] = []
@@ -426,7 +478,7 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
                 fmap.meta["seconds"] = time.perf_counter() - t0
                 fmap.save(map_path)
             recs = query_scene(fmap, cfg.root, scene, "test", cfg.query, methods, cfg.query_stride, cfg.map.weights,
-                               cfg.map.netvlad_weights, update, cfg.pgt)  # fmt: skip
+                               cfg.map.netvlad_weights, update, cfg.pgt, cfg.retrieval_pairs)  # fmt: skip
             diag = scene_diagnostics(fmap, cfg, scene, update) if cfg.diagnostics else None
         entry = {"map": map_stats(fmap, map_path), "map_build_seconds": fmap.meta.get("seconds")}
         if diag is not None:

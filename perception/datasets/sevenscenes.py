@@ -68,6 +68,7 @@ __all__ = [
     "SevenScenesFrame",
     "depth_m_to_mm",
     "depth_mm_to_m",
+    "parse_frame_name",
     "read_pgt",
     "read_pose",
     "read_split",
@@ -88,6 +89,7 @@ Split = Literal["train", "test", "all"]
 _SPLIT_FILES = {"train": "TrainSplit.txt", "test": "TestSplit.txt"}
 _SPLIT_LINE = re.compile(r"^sequence(\d+)$", re.IGNORECASE)
 _FRAME_NAME = re.compile(r"^frame-(\d+)\.color\.png$")
+_IMAGE_NAME = re.compile(r"(?:^|/)seq-(\d+)/frame-(\d+)(?:\.color\.png)?$")
 
 
 def _seq_dir_name(seq: int) -> str:
@@ -96,6 +98,13 @@ def _seq_dir_name(seq: int) -> str:
 
 def _frame_stem(index: int) -> str:
     return f"frame-{index:06d}"
+
+
+def parse_frame_name(name: str) -> tuple[int, int] | None:
+    """``(seq, index)`` of ``seq-XX/frame-NNNNNN`` or ``seq-XX/frame-NNNNNN.color.png``, optionally behind a folder
+    (``chess/seq-01/...``); None for other names."""
+    m = _IMAGE_NAME.search(name.replace("\\", "/"))
+    return None if m is None else (int(m.group(1)), int(m.group(2)))
 
 
 def read_pose(path: str | os.PathLike) -> SE3:

@@ -12,6 +12,7 @@ Methods, all in one code path with the same prior and the same PnP (poselib LO-R
 
 The prior (shared): the training frames ranked by global descriptor (VLAD over the local descriptors, or NetVLAD),
 then PnP from the query's matches to the landmarks observed in the top-k frames (their observed descriptors). The
+ranking can instead come from outside (``localize(retrieved=...)``, e.g. the DenseVLAD lists FaVoR uses). The
 authors only copy the top-1 frame's pose; that remains the fallback when the prior PnP has too few inliers.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +56,8 @@ class QueryConfig:
     min_inliers: int = 12
     """A PnP with fewer inliers is a failure (the previous pose is kept)."""
     retrieval_top_k: int = 5
+    """Training frames the prior is computed from: the best of the global-descriptor ranking or of the list given
+    (``--retrieval-pairs``)."""
     visibility_margin_px: float = 5.0
     view_angle_margin_deg: float = 30.0
     """A landmark is visible when its viewing direction is within its training cone plus this margin."""
@@ -200,7 +203,10 @@ class Relocalizer:
         return None if res is None else (res[0], res[1], len(uv))
 
     # ------------------------------------------------------------------------------------------------ query
-    def localize(self, image: np.ndarray, name: str = "query", method: str | None = None) -> QueryResult:
+    def localize(self, image: np.ndarray, name: str = "query", method: str | None = None,
+                 retrieved: Sequence[int] | None = None) -> QueryResult:  # fmt: skip
+        """Localise one image. ``retrieved``: training frames (map indices, best first) from an external retrieval
+        such as a DenseVLAD pairs file; its first ``retrieval_top_k`` replace the global-descriptor ranking."""
         method = method or self.cfg.method
         if method not in METHODS:
             raise InputError(f"reloc: unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -212,7 +218,14 @@ class Relocalizer:
                              "mapped camera (resize them or rebuild the map)")  # fmt: skip
         t0 = time.perf_counter()
         dense = self.extractor(img)
-        retrieved = self.retrieve(img, dense)
+        if retrieved is None:
+            retrieved = self.retrieve(img, dense)
+        else:
+            retrieved = np.asarray(retrieved, dtype=np.int64)[: self.cfg.retrieval_top_k]
+            n = len(self.map.frame_names)
+            if len(retrieved) == 0 or retrieved.min() < 0 or retrieved.max() >= n:
+                raise InputError(f"reloc: the frames retrieved for {name} must be 1 or more of the map's {n} "
+                                 f"training frames (indices 0-{n - 1}), got {retrieved.tolist()}")  # fmt: skip
         prior, from_pnp, n_inl, n_m = self.prior(dense, retrieved)
         res = QueryResult(prior, prior, from_pnp, [n_inl], [n_m], [int(i) for i in retrieved], success=from_pnp)
         if method == "depth":

@@ -11,9 +11,11 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from perception.camera import PinholeCamera
+from perception.datasets.pairs import read_pairs, write_pairs
 from perception.datasets.sevenscenes import (
     DEFAULT_CAMERA,
     SevenScenes,
+    parse_frame_name,
     read_pgt,
     read_pose,
     write_frame,
@@ -247,3 +249,26 @@ def test_pseudo_ground_truth_errors_name_the_file_and_line(tmp_path: Path) -> No
     assert not (tmp_path / "w.txt").exists()
     with pytest.raises(FileNotFoundError, match=r"missing folder .*nowhere \(pseudo ground truth with chess_train"):
         SevenScenes(SAMPLES, "chess", pgt=tmp_path / "nowhere")
+
+
+def test_retrieval_pairs_and_frame_names(tmp_path: Path) -> None:
+    """hloc pairs files (DenseVLAD / NetVLAD retrieval lists): per query, its database images in file order."""
+    p = tmp_path / "chess_top10.txt"
+    p.write_text("# DenseVLAD top 3\nseq-03/frame-000000.color.png seq-01/frame-000120.color.png\n"
+                 "seq-03/frame-000000.color.png seq-02/frame-000007.color.png\n\n"
+                 "seq-03/frame-000000.color.png seq-01/frame-000120.color.png\n"  # a repeat is kept once
+                 "seq-05/frame-000010.color.png seq-04/frame-000999.color.png\n")  # fmt: skip
+    pairs = read_pairs(p)
+    assert list(pairs) == ["seq-03/frame-000000.color.png", "seq-05/frame-000010.color.png"]
+    assert pairs["seq-03/frame-000000.color.png"] == ["seq-01/frame-000120.color.png", "seq-02/frame-000007.color.png"]
+    assert pairs["seq-05/frame-000010.color.png"] == ["seq-04/frame-000999.color.png"]
+    assert read_pairs(write_pairs(tmp_path / "w.txt", pairs)) == pairs
+    with pytest.raises(InputError, match="names must be non-empty without whitespace"):
+        write_pairs(tmp_path / "x.txt", {"a b": ["c"]})
+    (tmp_path / "e.txt").write_text("# nothing\n")
+    with pytest.raises(InputError, match="e.txt lists no pairs"):
+        read_pairs(tmp_path / "e.txt")
+    assert parse_frame_name("seq-03/frame-000012.color.png") == (3, 12)
+    assert parse_frame_name("seq-03/frame-000012") == (3, 12)
+    assert parse_frame_name("chess\\seq-11/frame-000001.color.png") == (11, 1)
+    assert parse_frame_name("seq-03/frame-000012.depth.png") is None and parse_frame_name("xseq-03/frame-1") is None

@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
 from apps.cli import main
-from apps.reloc import CameraOptions, scene_camera
+from apps.reloc import CameraOptions, retrieval_lists, scene_camera
 from perception.datasets.common import read_rgb, write_rgb
+from perception.datasets.pairs import write_pairs
 from perception.datasets.sevenscenes import SevenScenes, write_pgt
 from perception.errors import InputError
 from perception.features.matching import match_mutual_nn
@@ -215,6 +217,73 @@ def test_pseudo_ground_truth_poses_replace_the_dataset_poses(room: Path, built: 
                  "--out", str(tmp_path / "eval"), *pgt]) == 0  # fmt: skip
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["poses"].startswith("pgt ") and metrics["scenes"]["room"]["baseline"]["median_t_cm"] <= 3.0
+
+
+def _ranked_by_pose(train, query) -> list:
+    """Training frames by distance of camera centre plus 1 cm per degree of viewing-direction change (the ranking
+    a perfect retrieval would give)."""
+    C = np.stack([f.T_world_cam.t for f in train])
+    z = np.stack([f.T_world_cam.R[:, 2] for f in train])
+    ang = np.degrees(np.arccos(np.clip(z @ query.T_world_cam.R[:, 2], -1, 1)))
+    return [train[i] for i in np.argsort(np.linalg.norm(C - query.T_world_cam.t, axis=1) + 0.01 * ang)]
+
+
+def test_retrieval_pairs_file_replaces_the_global_descriptor_ranking(room: Path, built: Path, tmp_path: Path,
+                                                                     capsys) -> None:  # fmt: skip
+    """--retrieval-pairs: an hloc / DenseVLAD-style list (lines 'query db', best first) gives each query's
+    training frames; the prior is computed from its first retrieval_top_k, in its order."""
+    ds = SevenScenes(room, "room")
+    train, test = ds.frames("train"), ds.frames("test")[::2]
+    near = {q.image_name: [f.image_name for f in _ranked_by_pose(train, q)[:5][::-1]] for q in test}  # 5th first
+    far = {q.image_name: [f.image_name for f in _ranked_by_pose(train, q)[-5:]] for q in test}
+    write_pairs(tmp_path / "room_top10.txt", near)
+    write_pairs(tmp_path / "far_pairs.txt", far)
+    base = ["reloc", "query", "--map", str(built), "--root", str(room), "--scene", "room", "--stride", "2",
+            "--rerun", "off", "--query.retrieval-top-k", "3"]  # fmt: skip
+    for out, pairs in (("near.txt", "room_top10.txt"), ("far.txt", "far_pairs.txt")):
+        assert main([*base, "--out", str(tmp_path / out), "--retrieval-pairs", str(tmp_path / pairs)]) == 0
+    recs = {k: json.loads((tmp_path / f"{k}.txt.json").read_text())["queries"] for k in ("near", "far")}
+    for k, lists in (("near", near), ("far", far)):
+        for r in recs[k]:
+            assert [n + ".color.png" for n in r["retrieved"]] == lists[r["image"]][:3]  # the file's, in order
+    # the list drives the prior: the nearest frames give a good one, frames across the room a useless one
+    prior = {k: np.median([r["prior_t_err_m"] for r in recs[k]]) for k in recs}
+    assert prior["near"] < 0.05 and prior["far"] > 1.0
+    t = [r["t_err_m"] for r in recs["near"]]
+    assert all(r["success"] for r in recs["near"]) and np.median(t) <= 0.03
+
+    # a map built on every other frame (--stride 2): a listed frame it skipped becomes its nearest mapped frame
+    fmap = SimpleNamespace(frame_names=["seq-01/frame-000000", "seq-01/frame-000010", "seq-02/frame-000000"])
+    listed = ["seq-01/frame-000007.color.png", "seq-01/frame-000012.color.png", "seq-02/frame-000003.color.png"]
+    write_pairs(tmp_path / "s.txt", {"seq-03/frame-000000.color.png": listed,  # a folder in front is fine too
+                                     "chess/seq-03/frame-000001.color.png": ["chess/seq-01/frame-000004.color.png"]})
+    got = retrieval_lists(tmp_path / "s.txt", "room", fmap, ["seq-03/frame-000000", "seq-03/frame-000001"])
+    assert got == {"seq-03/frame-000000": [1, 2], "seq-03/frame-000001": [0]}
+
+    # eval 7scenes: {scene} in the path becomes each scene's name; the metrics say where retrieval came from
+    maps = tmp_path / "eval" / "maps"
+    maps.mkdir(parents=True)
+    shutil.copy(built, maps / "room.favor.npz")
+    assert main(["eval", "7scenes", "--root", str(room), "--method", "favor", "--query-stride", "2", "--out",
+                 str(tmp_path / "eval"), "--retrieval-pairs", str(tmp_path / "{scene}_top10.txt")]) == 0  # fmt: skip
+    metrics = _strict_json(tmp_path / "eval" / "metrics.json")
+    assert metrics["retrieval"].startswith("pairs ") and metrics["scenes"]["room"]["favor"]["median_t_cm"] <= 3.0
+    q = _strict_json(tmp_path / "eval" / "results" / "room_favor.json")["queries"]
+    assert [n + ".color.png" for n in q[0]["retrieved"]] == near[q[0]["image"]][:5]
+
+    # bad lists: one-line errors naming the file and what is wrong
+    capsys.readouterr()
+    write_pairs(tmp_path / "missing.txt", dict(list(near.items())[1:]))
+    write_pairs(tmp_path / "other.txt", {q: ["seq-09/frame-000000.color.png"] for q in near})
+    (tmp_path / "bad.txt").write_text("seq-03/frame-000000.color.png\n")
+    for name, msg in (("missing.txt", f"no pairs for query {test[0].name}"),
+                      ("other.txt", "seq-09/frame-000000.color.png, retrieved for seq-03/frame-000000, is not a "
+                                    "training frame of the map of 'room' (training sequences [1, 2])"),
+                      ("bad.txt", "line 1 has 1 fields; expected 'name0 name1'"),
+                      ("nothere.txt", "hloc pairs: missing file")):  # fmt: skip
+        assert main([*base, "--out", str(tmp_path / "x.txt"), "--retrieval-pairs", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and str(tmp_path / name) in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_bad_inputs_get_one_line_errors(room: Path, built: Path, tmp_path: Path, capsys) -> None:
