@@ -3,7 +3,8 @@
 Each node runs as ``python -m apps.nodes.run`` in its own process group (so a signal to the group reaches anything
 it started), with its spec in the environment and the hub's endpoint to connect to. Output lines are prefixed
 with ``[/namespace/name]``. A node that exits is respawned after ``respawn_delay`` when ``respawn`` is set (at most
-``max_respawns`` times); a ``required`` node that dies for good stops everything and the launch exits non-zero.
+``max_respawns`` times), unless it exited with status 2, a node's "bad input" (a missing map, a wrong parameter:
+restarting cannot fix it); a ``required`` node that dies for good stops everything and the launch exits non-zero.
 SIGINT / SIGTERM: SIGTERM to every node, SIGKILL to what is left after ``grace_s``; nothing is left behind.
 The launch ends when every node has ended (exit status 0 unless a required node failed).
 """
@@ -24,6 +25,9 @@ from apps.nodes.launch import NodeSpec
 from apps.nodes.runtime import ENV_CONNECT, ENV_SPEC, open_session
 
 log = logging.getLogger(__name__)
+
+BAD_INPUT = 2
+"""Exit status of a node that refused its input (``apps.nodes.run``): never respawned."""
 
 
 def free_tcp_endpoint() -> str:
@@ -118,12 +122,15 @@ class Supervisor:
                 self._signal_group(p.popen, signal.SIGKILL)  # anything the node left in its group
                 p.exit_codes.append(code)
                 p.popen = None
-                if p.spec.respawn and p.starts <= self.max_respawns and not self._stop.is_set():
+                if (p.spec.respawn and code != BAD_INPUT and p.starts <= self.max_respawns
+                        and not self._stop.is_set()):  # fmt: skip
                     p.restart_at = now + p.spec.respawn_delay
                     self._say(p.spec.fqn, f"exited with {code}; respawning in {p.spec.respawn_delay:g} s")
                 else:
                     p.done = True
-                    self._say(p.spec.fqn, f"exited with {code}")
+                    bad = p.spec.respawn and code == BAD_INPUT
+                    why = " (bad input: not respawned; fix it and relaunch)" if bad else ""
+                    self._say(p.spec.fqn, f"exited with {code}{why}")
                     if p.spec.required and not self._stop.is_set():
                         self.failed = f"required node {p.spec.fqn} exited with {code}"
                         self._say(p.spec.fqn, "required node ended: stopping the launch")
