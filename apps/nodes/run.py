@@ -25,6 +25,7 @@ NODES: dict[str, str] = {
     "uav_frontend": "apps.nodes.airground:UavFrontend",
     "ugv_frontend": "apps.nodes.airground:UgvFrontend",
     "relative_localizer": "apps.nodes.airground:RelativeLocalizer",
+    "favor_relocalizer": "apps.nodes.reloc:FavorRelocalizer",
     "rerun_viz": "apps.nodes.viz:RerunViz",
 }
 

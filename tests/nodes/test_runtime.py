@@ -16,14 +16,6 @@ from perception.errors import InputError
 from perception.geometry import SE3, so3_exp
 
 
-@pytest.fixture(scope="module")
-def hub():
-    ep = free_tcp_endpoint()
-    s = open_session(listen=[ep])
-    yield ep
-    s.close()
-
-
 def _node(hub, name="n", ns="/", **kw) -> Node:
     return Node(NodeSpec("sparsepipe", "test", name, ns, **kw), open_session([hub]))
 

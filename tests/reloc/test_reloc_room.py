@@ -26,22 +26,7 @@ from slam.reloc import FavorMap, QueryConfig, Relocalizer
 from slam.reloc.diagnostics import diagnose, true_correspondences
 from slam.reloc.results import read_results
 
-ROOM = ["--room.width", "320", "--room.height", "240", "--room.focal", "262.5", "--room.supersample", "1",
-        "--room.frames-per-sequence", "24", "--room.test-frames-per-sequence", "6", "--rerun", "off"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def room(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("room7")
-    assert main(["sim", "room", "--out", str(root), "--seed", "1", *ROOM]) == 0
-    return root
-
-
-@pytest.fixture(scope="module")
-def built(room: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("map") / "room.favor.npz"
-    assert main(["reloc", "build", "--root", str(room), "--scene", "room", "--out", str(out)]) == 0
-    return out
+# The simulated room (``room``) and its map (``built``) are session fixtures in conftest.py.
 
 
 def test_map_file_round_trips_and_reports_memory(room: Path, built: Path) -> None:
