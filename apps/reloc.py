@@ -242,36 +242,53 @@ def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, ca
 
 def retrieval_lists(path: Path, scene: str, fmap: FavorMap, queries: list[str]) -> dict[str, list[int]]:
     """Stage: the training frames an hloc pairs file retrieves for each query (names ``seq-XX/frame-NNNNNN``), as
-    indices of the map's frames, best first. ``{scene}`` in ``path`` becomes ``scene``. A listed frame the map
-    skipped (built with ``--stride``) becomes the nearest mapped frame of its sequence; repeats are dropped."""
+    indices of the map's frames, best first. ``{scene}`` in ``path`` becomes ``scene``. Names may carry the scene
+    folder (``chess/seq-03/...``, one file for every scene): only this scene's lines are used, and a frame of
+    another scene is an error. A listed frame the map skipped (built with ``--stride``) becomes the nearest mapped
+    frame of its sequence; repeats are dropped."""
     path = Path(str(path).replace("{scene}", scene))
     pairs = read_pairs(path)
-    listed = {key: names for q, names in pairs.items() if (key := parse_frame_name(q)) is not None}
+    listed = {p[1:]: names for q, names in pairs.items()
+              if (p := parse_frame_name(q)) is not None and p[0] in (None, scene)}  # fmt: skip
     mapped: dict[int, list[tuple[int, int]]] = {}
     for k, name in enumerate(fmap.frame_names):
         p = parse_frame_name(name)
         if p is not None:
-            mapped.setdefault(p[0], []).append((p[1], k))
+            mapped.setdefault(p[1], []).append((p[2], k))
     seqs = {s: (np.array([i for i, _ in v]), np.array([k for _, k in v])) for s, v in mapped.items()}
     out: dict[str, list[int]] = {}
     for q in queries:
-        names = listed.get(parse_frame_name(q))
+        p = parse_frame_name(q)
+        names = None if p is None else listed.get(p[1:])
         if names is None:
-            raise InputError(f"{path}: no pairs for query {q} (the file names queries like {next(iter(pairs))!r}); "
-                             f"pass the retrieval list of scene {scene!r} and this split")  # fmt: skip
+            raise InputError(f"{path}: no pairs for query {q} of scene {scene!r} (the file names queries like "
+                             f"{next(iter(pairs))!r}); pass the retrieval list of this scene and split")  # fmt: skip
         idx: list[int] = []
         for name in names:
             p = parse_frame_name(name)
-            if p is None or p[0] not in seqs:
+            if p is None or p[0] not in (None, scene) or p[1] not in seqs:
                 raise InputError(f"{path}: {name}, retrieved for {q}, is not a training frame of the map of "
                                  f"{scene!r} (training sequences {sorted(seqs)}); pass that scene's retrieval "
                                  "list")  # fmt: skip
-            index, k = seqs[p[0]]
-            j = int(k[np.argmin(np.abs(index - p[1]))])
+            index, k = seqs[p[1]]
+            j = int(k[np.argmin(np.abs(index - p[2]))])
             if j not in idx:
                 idx.append(j)
         out[q] = idx
     return out
+
+
+def check_retrieval_pairs(path: Path, scenes: list[str]) -> None:
+    """Before any work: each scene's pairs file exists, and one file without ``{scene}`` serves several scenes
+    only if its names carry the scene folder (``chess/seq-03/...``)."""
+    for scene in scenes:
+        read_pairs(Path(str(path).replace("{scene}", scene)))
+    if len(scenes) > 1 and "{scene}" not in str(path):
+        bare = [q for q in read_pairs(path) if (p := parse_frame_name(q)) is None or p[0] is None]
+        if bare:
+            raise InputError(f"{path}: one retrieval list for {len(scenes)} scenes, but it names queries without "
+                             f"their scene folder ({bare[0]!r}); put {{scene}} in --retrieval-pairs "
+                             "(e.g. DIR/{scene}_top10.txt) or pass --scenes one at a time")  # fmt: skip
 
 
 def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryConfig, methods: list[str],
@@ -460,7 +477,10 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
     pooled: dict[str, list[dict]] = {"favor": [], "baseline": []}
     pooled_scene: list[str] = []
     progress, update = _progress()
-    for scene in _scenes(cfg.root, cfg.scenes):
+    scenes = _scenes(cfg.root, cfg.scenes)
+    if cfg.retrieval_pairs is not None:
+        check_retrieval_pairs(cfg.retrieval_pairs, scenes)
+    for scene in scenes:
         map_path = out / "maps" / f"{scene}.favor.npz"
         camera = scene_camera(cfg.root, scene, cfg.camera, cfg.pgt)
         with progress:

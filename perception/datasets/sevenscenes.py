@@ -89,7 +89,7 @@ Split = Literal["train", "test", "all"]
 _SPLIT_FILES = {"train": "TrainSplit.txt", "test": "TestSplit.txt"}
 _SPLIT_LINE = re.compile(r"^sequence(\d+)$", re.IGNORECASE)
 _FRAME_NAME = re.compile(r"^frame-(\d+)\.color\.png$")
-_IMAGE_NAME = re.compile(r"(?:^|/)seq-(\d+)/frame-(\d+)(?:\.color\.png)?$")
+_IMAGE_NAME = re.compile(r"^(?:(?:.*/)?([^/]+)/)?seq-(\d+)/frame-(\d+)(?:\.color\.png)?$")
 
 
 def _seq_dir_name(seq: int) -> str:
@@ -100,11 +100,12 @@ def _frame_stem(index: int) -> str:
     return f"frame-{index:06d}"
 
 
-def parse_frame_name(name: str) -> tuple[int, int] | None:
-    """``(seq, index)`` of ``seq-XX/frame-NNNNNN`` or ``seq-XX/frame-NNNNNN.color.png``, optionally behind a folder
-    (``chess/seq-01/...``); None for other names."""
-    m = _IMAGE_NAME.search(name.replace("\\", "/"))
-    return None if m is None else (int(m.group(1)), int(m.group(2)))
+def parse_frame_name(name: str) -> tuple[str | None, int, int] | None:
+    """``(scene, seq, index)`` of ``seq-XX/frame-NNNNNN`` or ``seq-XX/frame-NNNNNN.color.png``, optionally behind
+    the scene's folder (``chess/seq-01/...``: ``scene`` is the folder right before ``seq-XX``, else None); None
+    for other names."""
+    m = _IMAGE_NAME.match(name.replace("\\", "/"))
+    return None if m is None else (m.group(1), int(m.group(2)), int(m.group(3)))
 
 
 def read_pose(path: str | os.PathLike) -> SE3:

@@ -268,7 +268,8 @@ def test_retrieval_pairs_and_frame_names(tmp_path: Path) -> None:
     (tmp_path / "e.txt").write_text("# nothing\n")
     with pytest.raises(InputError, match="e.txt lists no pairs"):
         read_pairs(tmp_path / "e.txt")
-    assert parse_frame_name("seq-03/frame-000012.color.png") == (3, 12)
-    assert parse_frame_name("seq-03/frame-000012") == (3, 12)
-    assert parse_frame_name("chess\\seq-11/frame-000001.color.png") == (11, 1)
+    assert parse_frame_name("seq-03/frame-000012.color.png") == (None, 3, 12)
+    assert parse_frame_name("seq-03/frame-000012") == (None, 3, 12)
+    assert parse_frame_name("chess\\seq-11/frame-000001.color.png") == ("chess", 11, 1)
+    assert parse_frame_name("data/7scenes/fire/seq-01/frame-000002.color.png") == ("fire", 1, 2)
     assert parse_frame_name("seq-03/frame-000012.depth.png") is None and parse_frame_name("xseq-03/frame-1") is None

@@ -14,7 +14,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from apps.cli import main
-from apps.reloc import CameraOptions, retrieval_lists, scene_camera
+from apps.reloc import CameraOptions, check_retrieval_pairs, retrieval_lists, scene_camera
 from perception.datasets.common import read_rgb, write_rgb
 from perception.datasets.pairs import write_pairs
 from perception.datasets.sevenscenes import SevenScenes, write_pgt
@@ -237,13 +237,28 @@ def test_retrieval_pairs_file_replaces_the_global_descriptor_ranking(room: Path,
     t = [r["t_err_m"] for r in recs["near"]]
     assert all(r["success"] for r in recs["near"]) and np.median(t) <= 0.03
 
-    # a map built on every other frame (--stride 2): a listed frame it skipped becomes its nearest mapped frame
+    # a map built on every other frame (--stride 2): a listed frame it skipped becomes its nearest mapped frame;
+    # names may carry the scene folder (one file for all scenes): only this scene's lines count
     fmap = SimpleNamespace(frame_names=["seq-01/frame-000000", "seq-01/frame-000010", "seq-02/frame-000000"])
     listed = ["seq-01/frame-000007.color.png", "seq-01/frame-000012.color.png", "seq-02/frame-000003.color.png"]
-    write_pairs(tmp_path / "s.txt", {"seq-03/frame-000000.color.png": listed,  # a folder in front is fine too
-                                     "chess/seq-03/frame-000001.color.png": ["chess/seq-01/frame-000004.color.png"]})
+    write_pairs(tmp_path / "s.txt", {"seq-03/frame-000000.color.png": listed,
+                                     "room/seq-03/frame-000001.color.png": ["room/seq-01/frame-000004.color.png"],
+                                     "chess/seq-03/frame-000001.color.png": ["chess/seq-01/frame-000009.color.png"],
+                                     "room/seq-03/frame-000002.color.png": ["chess/seq-01/frame-000001.color.png"]})
     got = retrieval_lists(tmp_path / "s.txt", "room", fmap, ["seq-03/frame-000000", "seq-03/frame-000001"])
     assert got == {"seq-03/frame-000000": [1, 2], "seq-03/frame-000001": [0]}
+    assert retrieval_lists(tmp_path / "s.txt", "chess", fmap, ["seq-03/frame-000001"]) == {"seq-03/frame-000001": [1]}
+    with pytest.raises(InputError, match="chess/seq-01/frame-000001.color.png, retrieved for seq-03/frame-000002, "
+                                         "is not a training frame of the map of 'room'"):  # fmt: skip
+        retrieval_lists(tmp_path / "s.txt", "room", fmap, ["seq-03/frame-000002"])
+    with pytest.raises(InputError, match="no pairs for query seq-03/frame-000005 of scene 'room'"):
+        retrieval_lists(tmp_path / "s.txt", "room", fmap, ["seq-03/frame-000005"])
+    check_retrieval_pairs(tmp_path / "s.txt", ["room"])
+    with pytest.raises(InputError, match="one retrieval list for 2 scenes, but it names queries without their "
+                                         "scene folder"):  # fmt: skip
+        check_retrieval_pairs(tmp_path / "s.txt", ["room", "chess"])
+    with pytest.raises(FileNotFoundError, match="chess_top10.txt"):  # checked before the first scene's work
+        check_retrieval_pairs(tmp_path / "{scene}_top10.txt", ["room", "chess"])
 
     # eval 7scenes: {scene} in the path becomes each scene's name; the metrics say where retrieval came from
     maps = tmp_path / "eval" / "maps"
