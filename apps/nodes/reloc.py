@@ -4,8 +4,10 @@ It calls the same stage code as ``sparsepipe reloc query`` (:class:`slam.reloc.R
 then render -> match -> PnP), per image, against a map from ``sparsepipe reloc build``.
 
 Parameters: ``map`` (the ``.favor.npz`` map, required); ``config`` (optional: a YAML of ``reloc query`` options,
-e.g. an earlier run's config.yaml; its ``query`` section is used); ``method`` (``favor`` or ``baseline``, default
-the config's); ``weights`` / ``netvlad_weights`` (as for ``reloc query``); ``image_type``
+e.g. an earlier run's config.yaml: its ``query`` section, ``weights`` and ``netvlad_weights`` are used);
+``method`` (``favor`` or ``baseline``; default the config's, else favor); ``weights`` / ``netvlad_weights`` (as
+for ``reloc query``: the descriptor network's and the NetVLAD checkpoint the map was built with, if any; default
+the config's); ``image_type``
 (``sensor_msgs/msg/CompressedImage``, the default, or ``sensor_msgs/msg/Image``); ``frame_id`` of the published
 poses (default ``map``); ``latest_only`` (default true: when images arrive faster than they are localised, the
 waiting ones are skipped for the newest -- a robot wants its current pose, not a growing delay; false localises
@@ -57,12 +59,15 @@ class FavorRelocalizer(Node):
         if not map_path:
             raise InputError(f"{spec.fqn}: parameter 'map' (a map from 'sparsepipe reloc build') is required")
         cfg = QueryConfig()
+        weights = self.param("weights", "", str) or None
+        netvlad_weights = self.param("netvlad_weights", "", str) or None
         config = self.param("config", "", str)
         if config:
             from apps.config import load_config_file
             from apps.reloc import RelocQueryConfig
 
-            cfg = load_config_file(RelocQueryConfig, Path(config)).query
+            run = load_config_file(RelocQueryConfig, Path(config))
+            cfg, weights, netvlad_weights = run.query, weights or run.weights, netvlad_weights or run.netvlad_weights
         method = self.param("method", "", str) or cfg.method
         if method not in ("favor", "baseline"):
             raise InputError(f"{spec.fqn}: method must be favor or baseline, got {method!r} (the depth baseline "
@@ -75,8 +80,11 @@ class FavorRelocalizer(Node):
 
         torch.set_num_threads(max(1, self.param("threads", 2, int)))
         fmap = FavorMap.load(map_path)
-        self.reloc = Relocalizer(fmap, cfg, netvlad_weights=self.param("netvlad_weights", "", str) or None,
-                                 weights=self.param("weights", "", str) or None)  # fmt: skip
+        if fmap.vocabulary is None and netvlad_weights is None:
+            raise InputError(f"{spec.fqn}: map {map_path} retrieves with NetVLAD; set the parameter "
+                             "netvlad_weights (launch arg netvlad_weights:=CHECKPOINT) to the checkpoint it was built "
+                             "with")  # fmt: skip
+        self.reloc = Relocalizer(fmap, cfg, netvlad_weights=netvlad_weights, weights=weights)
         self.frame_id = self.param("frame_id", "map", str)
         self.latest_only = self.param("latest_only", True, bool)
         self.pub = self.create_publisher("pose", POSE)
@@ -104,7 +112,7 @@ class FavorRelocalizer(Node):
 
     @property
     def idle(self) -> bool:
-        """No image waiting or being localised."""
+        """No image waiting here or being localised (images still in the runtime's receive queue are not counted)."""
         with self._cv:
             return not self._pending and not self._busy
 
@@ -120,6 +128,11 @@ class FavorRelocalizer(Node):
                 self._busy = True
             try:
                 self._localise(m)
+            except Exception as e:  # noqa: BLE001 - e.g. publishing failed: stop, so a respawn starts afresh
+                self.logger.error("localisation thread stopped: %s: %s", type(e).__name__,
+                                  str(e).splitlines()[0] if str(e) else "")  # fmt: skip
+                self.shutdown()
+                return
             finally:
                 with self._cv:
                     self._busy = False
@@ -133,7 +146,8 @@ class FavorRelocalizer(Node):
             self._reject(line.replace(what, "<image>"), line)
             return
         except Exception as e:  # noqa: BLE001 - one bad image must not stop a live node
-            self._reject(f"{type(e).__name__}", f"{what}: localisation failed ({type(e).__name__}: {e})")
+            line = str(e).splitlines()[0] if str(e) else ""
+            self._reject(type(e).__name__, f"{what}: localisation failed ({type(e).__name__}: {line})")
             return
         if not res.success or res.T_world_cam is None:
             self.counts["failed"] += 1
@@ -156,12 +170,16 @@ class FavorRelocalizer(Node):
             with self._cv:
                 self._cv.notify_all()
             t0 = time.monotonic()
-            worker.join(timeout=30.0)
+            worker.join(timeout=3.0)  # within the supervisor's grace period; one localisation takes < 1 s
             if worker.is_alive():
                 self.logger.warning("the localisation thread did not finish within %.0f s", time.monotonic() - t0)
             self._worker = None
             c = self.counts
+            with self._cv:
+                waiting = len(self._pending)
+            undecoded = self.dropped.get(self.image_topic, 0)
             self.logger.info("%d images: %d localised, %d not localised, %d skipped (a newer one was waiting), "
-                             "%d rejected", c["received"], c["localised"], c["failed"], c["skipped"],
-                             c["rejected"])  # fmt: skip
+                             "%d rejected, %d still waiting at shutdown; %d messages on %s did not decode",
+                             c["received"], c["localised"], c["failed"], c["skipped"], c["rejected"], waiting,
+                             undecoded, self.image_topic)  # fmt: skip
         super().close()

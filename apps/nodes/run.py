@@ -3,8 +3,9 @@
 
 ``pkg: sparsepipe`` names a built-in node (:data:`NODES`); any other ``pkg`` is an importable Python module and
 ``exec`` a :class:`~apps.nodes.runtime.Node` subclass in it, so users add nodes without touching sparsepipe.
-Exit status: 0 after a clean stop (signal, or the node finished), 2 for bad input (one line on stderr), 1 for a
-crash.
+Exit status: 0 after a clean stop (signal, or the node finished); 2 when the node refuses its configuration at
+start-up (a missing map, a wrong parameter: one line on stderr; the supervisor does not respawn it); 1 for a crash
+or bad input met while running (one line on stderr; respawned when ``respawn`` is set).
 """
 
 from __future__ import annotations
@@ -56,11 +57,21 @@ def main() -> int:
     try:
         spec = NodeSpec.from_dict(json.loads(raw))
         node = node_class(spec)(spec)
-        node.spin()
-    except (InputError, FileNotFoundError) as e:
-        print(f"{spec.fqn if 'spec' in locals() else 'node'}: error: {str(e).splitlines()[0]}", file=sys.stderr)
+    except (InputError, FileNotFoundError) as e:  # its configuration: a restart would fail the same way
+        _error(spec.fqn if "spec" in locals() else "node", e)
         return 2
+    try:
+        node.spin()
+    except (InputError, FileNotFoundError) as e:  # something it received while running: a restart may recover
+        _error(spec.fqn, e)
+        return 1
     return 0
+
+
+def _error(fqn: str, e: Exception) -> None:
+    """``FQN: error: MESSAGE`` (first line; the node's name once, even when the message starts with it)."""
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    print(f"{fqn}: error: {msg.removeprefix(f'{fqn}: ')}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Each node runs as ``python -m apps.nodes.run`` in its own process group (so a signal to the group reaches anything
 it started), with its spec in the environment and the hub's endpoint to connect to. Output lines are prefixed
 with ``[/namespace/name]``. A node that exits is respawned after ``respawn_delay`` when ``respawn`` is set (at most
-``max_respawns`` times), unless it exited with status 2, a node's "bad input" (a missing map, a wrong parameter:
-restarting cannot fix it); a ``required`` node that dies for good stops everything and the launch exits non-zero.
+``max_respawns`` times), unless it exited with status 2: it refused its configuration at start-up (a missing map,
+a wrong parameter), which restarting cannot fix; a ``required`` node that dies for good stops everything and the
+launch exits non-zero.
 SIGINT / SIGTERM: SIGTERM to every node, SIGKILL to what is left after ``grace_s``; nothing is left behind.
 The launch ends when every node has ended (exit status 0 unless a required node failed).
 """
@@ -27,7 +28,7 @@ from apps.nodes.runtime import ENV_CONNECT, ENV_SPEC, open_session
 log = logging.getLogger(__name__)
 
 BAD_INPUT = 2
-"""Exit status of a node that refused its input (``apps.nodes.run``): never respawned."""
+"""Exit status of a node that refused its configuration at start-up (``apps.nodes.run``): never respawned."""
 
 
 def free_tcp_endpoint() -> str:
@@ -129,7 +130,7 @@ class Supervisor:
                 else:
                     p.done = True
                     bad = p.spec.respawn and code == BAD_INPUT
-                    why = " (bad input: not respawned; fix it and relaunch)" if bad else ""
+                    why = " (refused its configuration: not respawned; fix it and relaunch)" if bad else ""
                     self._say(p.spec.fqn, f"exited with {code}{why}")
                     if p.spec.required and not self._stop.is_set():
                         self.failed = f"required node {p.spec.fqn} exited with {code}"

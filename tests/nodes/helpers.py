@@ -7,6 +7,7 @@ import sys
 import time
 
 from apps.nodes.runtime import RAW, Node
+from perception.errors import InputError
 
 
 class Ticker(Node):
@@ -55,3 +56,18 @@ class Quitter(Node):
     def spin(self) -> None:
         time.sleep(self.param("after_s", 0.5, float))
         sys.exit(self.param("code", 3, int))
+
+
+class Refuser(Node):
+    """Refuses its configuration at start-up (as a node given a missing map does)."""
+
+    def __init__(self, spec, session=None) -> None:
+        raise InputError(f"{spec.fqn}: parameter 'map' names no file")
+
+
+class BadMessage(Node):
+    """Meets bad input while running (an undecodable message it cannot skip) after ``after_s`` seconds."""
+
+    def spin(self) -> None:
+        time.sleep(self.param("after_s", 0.1, float))
+        raise InputError("a message it cannot use")

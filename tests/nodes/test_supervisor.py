@@ -84,22 +84,23 @@ def test_required_node_ending_stops_the_launch_non_zero(tmp_path: Path, monkeypa
     assert "[/broken] exited with 2" in text
 
 
-def test_node_refusing_its_input_is_not_respawned(tmp_path: Path, monkeypatch) -> None:
-    """Exit status 2 is a node's bad input (a missing map, a wrong parameter): restarting cannot fix it."""
+def test_node_refusing_its_configuration_is_not_respawned(tmp_path: Path, monkeypatch) -> None:
+    """Exit status 2 is a node refusing its configuration at start-up (a missing map, a wrong parameter):
+    restarting cannot fix it. Bad input met while running exits 1 and is respawned like a crash."""
     monkeypatch.chdir(ROOT)
     f = _write(tmp_path, """launch:
-- node: {pkg: tests.nodes.helpers, exec: Quitter, name: q, respawn: true, respawn_delay: 0.1,
-         param: [{name: code, value: 2}, {name: after_s, value: 0.1}]}
-- node: {pkg: tests.nodes.helpers, exec: Quitter, name: q3, respawn: true, respawn_delay: 0.1,
-         param: [{name: code, value: 3}, {name: after_s, value: 0.1}]}
+- node: {pkg: tests.nodes.helpers, exec: Refuser, name: q, respawn: true, respawn_delay: 0.1}
+- node: {pkg: tests.nodes.helpers, exec: BadMessage, name: b, respawn: true, respawn_delay: 0.1}
 """)
     out = io.StringIO()
     sup = Supervisor(load_launch(f), out=out, grace_s=2.0, max_respawns=2)
     assert sup.run(install_signal_handlers=False) == 0
     text = out.getvalue()
-    assert "[/q] exited with 2 (bad input: not respawned; fix it and relaunch)" in text
+    assert "[/q] /q: error: parameter 'map' names no file" in text
+    assert "[/q] exited with 2 (refused its configuration: not respawned; fix it and relaunch)" in text
     assert text.count("[/q] started") == 1
-    assert text.count("[/q3] started") == 3 and "[/q3] exited with 3; respawning" in text  # other failures still are
+    assert "[/b] /b: error: a message it cannot use" in text and "[/b] exited with 1; respawning" in text
+    assert text.count("[/b] started") == 3  # the first start and max_respawns restarts
 
 
 def test_sigint_stops_everything_within_5s_without_orphans(tmp_path: Path) -> None:

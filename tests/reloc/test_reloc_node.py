@@ -21,6 +21,7 @@ from perception.datasets.ros.messages import ImageMsg
 from perception.datasets.sevenscenes import SevenScenes
 from perception.errors import InputError
 from perception.metrics.pose import pose_errors
+from slam.reloc import FavorMap
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "sensor_msgs/msg/Image"
@@ -33,15 +34,29 @@ def _spin_until(nodes, cond, timeout: float) -> None:
             n.spin_once(0.01)
 
 
-def _relocalizer(hub: str, built: Path, **params) -> FavorRelocalizer:
+@pytest.fixture
+def sessions():
+    """zenoh sessions the test's nodes use (a node closes only a session it opened itself)."""
+    opened: list = []
+    yield opened
+    for s in opened:
+        s.close()
+
+
+def _session(hub: str, sessions: list):
+    sessions.append(open_session([hub]))
+    return sessions[-1]
+
+
+def _relocalizer(hub: str, built: Path, sessions: list, **params) -> FavorRelocalizer:
     p = {"map": str(built), "image_type": IMAGE, "threads": 1, **params}
     spec = NodeSpec("sparsepipe", "favor_relocalizer", "reloc", "/robot", params=p, remaps=[("image", "/cam/image")])
-    return FavorRelocalizer(spec, open_session([hub]))
+    return FavorRelocalizer(spec, _session(hub, sessions))
 
 
-def _probe(hub: str, name: str):
+def _probe(hub: str, name: str, sessions: list):
     """A node publishing images on /cam/image and collecting the poses the relocalizer publishes."""
-    probe = Node(NodeSpec("sparsepipe", "probe", name), open_session([hub]))
+    probe = Node(NodeSpec("sparsepipe", "probe", name), _session(hub, sessions))
     poses: list = []
     probe.create_subscription("/robot/pose", POSE, poses.append)
     pub = probe.create_publisher("/cam/image", IMAGE)
@@ -54,9 +69,9 @@ def _errors(poses: list, stamp_to_frame: dict) -> np.ndarray:
 
 
 def test_node_publishes_camera_poses_and_drops_images_it_cannot_take(room: Path, built: Path, hub: str,
-                                                                     caplog) -> None:  # fmt: skip
-    node = _relocalizer(hub, built, latest_only="false")
-    probe, pub, poses = _probe(hub, "probe")
+                                                                     sessions: list, caplog) -> None:  # fmt: skip
+    node = _relocalizer(hub, built, sessions, latest_only="false")
+    probe, pub, poses = _probe(hub, "probe", sessions)
     ds = SevenScenes(room, "room")
     frames = ds.frames("test")
     first = ds.load_color(frames[0])
@@ -79,7 +94,7 @@ def test_node_publishes_camera_poses_and_drops_images_it_cannot_take(room: Path,
     assert all(m.frame_id == "map" for m in poses) and 2000 in {m.stamp_ns for m in poses}
     t = _errors(poses, stamps)
     assert np.median(t) <= 0.03 and np.mean(t < 0.05) >= 0.8  # the accuracy bar of `reloc query`
-    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and r.name == "node.robot.reloc"]
     assert len(errors) == 2, errors  # one per kind of bad image
     assert any("is 160x120, the map's camera is 320x240" in e for e in errors)
     assert any("uint16 pixels" in e for e in errors)
@@ -88,9 +103,9 @@ def test_node_publishes_camera_poses_and_drops_images_it_cannot_take(room: Path,
     probe.close()
 
 
-def test_latest_only_skips_waiting_images_for_the_newest(room: Path, built: Path, hub: str) -> None:
-    node = _relocalizer(hub, built)  # latest_only defaults to true
-    probe, pub, poses = _probe(hub, "probe2")
+def test_latest_only_skips_waiting_images_for_the_newest(room: Path, built: Path, hub: str, sessions: list) -> None:
+    node = _relocalizer(hub, built, sessions)  # latest_only defaults to true
+    probe, pub, poses = _probe(hub, "probe2", sessions)
     ds = SevenScenes(room, "room")
     frames = ds.frames("test")[:6]
     for k, f in enumerate(frames):  # a burst: far faster than one localisation
@@ -104,13 +119,38 @@ def test_latest_only_skips_waiting_images_for_the_newest(room: Path, built: Path
     probe.close()
 
 
-def test_node_parameters_are_checked(built: Path, hub: str) -> None:
+def test_node_parameters_are_checked(built: Path, hub: str, sessions: list, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="parameter 'map'"):
-        _relocalizer(hub, built, map="")
+        _relocalizer(hub, built, sessions, map="")
     with pytest.raises(InputError, match="method must be favor or baseline"):
-        _relocalizer(hub, built, method="depth")
+        _relocalizer(hub, built, sessions, method="depth")
     with pytest.raises(InputError, match="image_type must be one of"):
-        _relocalizer(hub, built, image_type="sensor_msgs/msg/PointCloud2")
+        _relocalizer(hub, built, sessions, image_type="sensor_msgs/msg/PointCloud2")
+    # a map retrieving with NetVLAD needs its checkpoint: the error names the node's parameter
+    fmap = FavorMap.load(built)
+    fmap.vocabulary = None
+    fmap.save(tmp_path / "netvlad.favor.npz")
+    with pytest.raises(InputError, match="retrieves with NetVLAD; set the parameter netvlad_weights"):
+        _relocalizer(hub, built, sessions, map=str(tmp_path / "netvlad.favor.npz"))
+    # an earlier run's config.yaml sets the method unless the launch does
+    (tmp_path / "config.yaml").write_text("query:\n  method: baseline\n  iterations: 2\n")
+    node = _relocalizer(hub, built, sessions, config=str(tmp_path / "config.yaml"))
+    assert node.reloc.cfg.method == "baseline" and node.reloc.cfg.iterations == 2
+    node.close()
+    node = _relocalizer(hub, built, sessions, config=str(tmp_path / "config.yaml"), method="favor")
+    assert node.reloc.cfg.method == "favor"
+    node.close()
+
+
+def test_launch_with_a_missing_map_stops_with_one_line(tmp_path: Path) -> None:
+    """The relocalizer refuses its configuration at start-up: not respawned, and being required, the launch ends
+    non-zero instead of waiting for images that will never be localised."""
+    nodes = load_launch(ROOT / "launch" / "reloc.yaml", {"map": str(tmp_path / "nothere.npz")})
+    log = io.StringIO()
+    assert Supervisor(nodes, listen=[free_tcp_endpoint()], out=log, grace_s=3.0).run(install_signal_handlers=False) == 1
+    text = log.getvalue()
+    assert "[/relocalizer] /relocalizer: error: " in text and "nothere.npz" in text
+    assert "not respawned" in text and text.count("[/relocalizer] started") == 1
 
 
 def test_reloc_bag_launch_localises_a_recording(room: Path, built: Path, tmp_path: Path) -> None:
@@ -122,7 +162,7 @@ def test_reloc_bag_launch_localises_a_recording(room: Path, built: Path, tmp_pat
     stamps = {t0 + k * 500_000_000: f for k, f in enumerate(frames)}  # 2 Hz
     with BagWriter(bag, format="mcap") as w:
         for t, f in stamps.items():
-            w.write_compressed_image("/camera/image_raw", ds.load_color(f), t, quality=95)
+            w.write_compressed_image("/camera/image_raw/compressed", ds.load_color(f), t, quality=95)
     out = tmp_path / "out"
     ep = free_tcp_endpoint()
     nodes = load_launch(ROOT / "launch" / "reloc_bag.yaml", {"map": str(built), "bag": str(bag), "out": str(out),
@@ -132,7 +172,8 @@ def test_reloc_bag_launch_localises_a_recording(room: Path, built: Path, tmp_pat
     sup = Supervisor(nodes, listen=[ep], out=log, grace_s=5.0)
     th = threading.Thread(target=sup.run, kwargs={"install_signal_handlers": False}, daemon=True)
     th.start()
-    probe = Node(NodeSpec("sparsepipe", "probe", "probe3"), open_session([ep]))
+    session = open_session([ep])
+    probe = Node(NodeSpec("sparsepipe", "probe", "probe3"), session)
     poses: list = []
     probe.create_subscription("/camera/pose_map", POSE, lambda m: poses.append((time.monotonic(), m)))
     start = time.monotonic()
@@ -145,6 +186,7 @@ def test_reloc_bag_launch_localises_a_recording(room: Path, built: Path, tmp_pat
     sup.stop()
     th.join(20)
     probe.close()
+    session.close()
     assert not th.is_alive()
     text = log.getvalue()
     assert len(poses) >= 0.9 * len(frames), text[-3000:]
