@@ -11,7 +11,10 @@ the config's); ``image_type``
 (``sensor_msgs/msg/CompressedImage``, the default, or ``sensor_msgs/msg/Image``); ``frame_id`` of the published
 poses (default ``map``); ``latest_only`` (default true: when images arrive faster than they are localised, the
 waiting ones are skipped for the newest -- a robot wants its current pose, not a growing delay; false localises
-every image, e.g. to evaluate on a replayed recording); ``threads`` (torch threads, default 2).
+every image, e.g. to evaluate on a replayed recording); ``track_s`` (default 1.0: an image at most this many
+seconds after the last localised one starts FaVoR's render -> match -> PnP iterations from that pose instead of
+retrieval -- tracking, as a moving camera allows; when they fail it is relocalised from retrieval; 0: every image
+from retrieval); ``threads`` (torch threads, default 2).
 
 Topics (relative, so namespaces and remaps place them): ``image`` in; ``pose`` out
 (``geometry_msgs/msg/PoseStamped``: the camera-to-map pose ``T_map_cam``, OpenCV camera axes, with the image's
@@ -87,9 +90,15 @@ class FavorRelocalizer(Node):
         self.reloc = Relocalizer(fmap, cfg, netvlad_weights=netvlad_weights, weights=weights)
         self.frame_id = self.param("frame_id", "map", str)
         self.latest_only = self.param("latest_only", True, bool)
+        track_s = self.param("track_s", 1.0, float)
+        if not track_s >= 0:
+            raise InputError(f"{spec.fqn}: track_s must be >= 0 seconds, got {track_s}")
+        self.track_ns = int(track_s * 1e9)
+        self._last: tuple[int, object] | None = None  # (stamp, T_map_cam) of the last localised image (worker only)
         self.pub = self.create_publisher("pose", POSE)
         self.image_topic = self.resolve("image")
-        self.counts = {"received": 0, "localised": 0, "failed": 0, "skipped": 0, "rejected": 0}
+        self.counts = {"received": 0, "localised": 0, "failed": 0, "skipped": 0, "rejected": 0, "tracked": 0,
+                       "lost": 0}  # fmt: skip
         self._reported: set[str] = set()
         self._pending: collections.deque = collections.deque()
         self._cv = threading.Condition()
@@ -139,8 +148,12 @@ class FavorRelocalizer(Node):
 
     def _localise(self, m) -> None:
         what = f"image {m.stamp_ns} on {self.image_topic}"
+        stamp = int(m.stamp_ns)
+        prior = None
+        if self.track_ns and self._last is not None and 0 <= stamp - self._last[0] <= self.track_ns:
+            prior = self._last[1]
         try:
-            res = self.reloc.localize(rgb_for_query(m.image, what), what)
+            res = self.reloc.localize(rgb_for_query(m.image, what), what, prior=prior)
         except InputError as e:
             line = str(e).splitlines()[0]
             self._reject(line.replace(what, "<image>"), line)
@@ -149,11 +162,14 @@ class FavorRelocalizer(Node):
             line = str(e).splitlines()[0] if str(e) else ""
             self._reject(type(e).__name__, f"{what}: localisation failed ({type(e).__name__}: {line})")
             return
+        self.counts["tracked"] += int(res.tracked)
+        self.counts["lost"] += int(res.lost)
         if not res.success or res.T_world_cam is None:
             self.counts["failed"] += 1
             self.logger.debug("%s: not localised (inliers per iteration %s)", what, res.inliers)
             return
-        self.pub.publish(PoseMsg(int(m.stamp_ns), self.frame_id, res.T_world_cam), int(m.stamp_ns))
+        self.pub.publish(PoseMsg(stamp, self.frame_id, res.T_world_cam), stamp)
+        self._last = (stamp, res.T_world_cam)
         self.counts["localised"] += 1
         self.logger.debug("%s: localised in %.2f s, inliers %s", what, res.seconds, res.inliers)
 
@@ -178,8 +194,9 @@ class FavorRelocalizer(Node):
             with self._cv:
                 waiting = len(self._pending)
             undecoded = self.dropped.get(self.image_topic, 0)
-            self.logger.info("%d images: %d localised, %d not localised, %d skipped (a newer one was waiting), "
-                             "%d rejected, %d still waiting at shutdown; %d messages on %s did not decode",
-                             c["received"], c["localised"], c["failed"], c["skipped"], c["rejected"], waiting,
-                             undecoded, self.image_topic)  # fmt: skip
+            self.logger.info("%d images: %d localised (%d tracked from the previous pose, %d relocalised after "
+                             "losing it), %d not localised, %d skipped (a newer one was waiting), %d rejected, %d "
+                             "still waiting at shutdown; %d messages on %s did not decode", c["received"],
+                             c["localised"], c["tracked"], c["lost"], c["failed"], c["skipped"], c["rejected"],
+                             waiting, undecoded, self.image_topic)  # fmt: skip
         super().close()

@@ -85,6 +85,10 @@ class QueryResult:
     seconds: float = 0.0
     success: bool = False
     """The final pose comes from a PnP with at least ``min_inliers`` inliers."""
+    tracked: bool = False
+    """The pose was refined from the given prior (``localize(prior=...)``: a previous pose), without retrieval."""
+    lost: bool = False
+    """A prior was given but its iterations failed, so the image was relocalised from retrieval."""
 
 
 class Relocalizer:
@@ -203,10 +207,32 @@ class Relocalizer:
         return None if res is None else (res[0], res[1], len(uv))
 
     # ------------------------------------------------------------------------------------------------ query
+    def _iterate(self, dense: DenseImage, T: SE3, method: str, res: QueryResult) -> tuple[SE3, bool]:
+        """Render (or look up) -> match -> PnP from ``T``, ``iterations`` times; appends to ``res``'s counts.
+        Returns the last pose and whether any PnP succeeded."""
+        ok = False
+        for _ in range(self.cfg.iterations):
+            ids = self.visible(T)
+            if len(ids) < 4:
+                res.inliers.append(0)
+                res.matches.append(0)
+                break
+            desc = self.landmark_descriptors(T, ids, method)
+            m = match_mutual_nn(dense.features.descriptors, desc, ratio=1.0, min_score=self.cfg.match_min_cosine)
+            out = self.pnp(dense.features.keypoints[m.idx0], self.X[ids[m.idx1]]) if len(m) >= 4 else None
+            res.matches.append(len(m))
+            res.inliers.append(0 if out is None else out[1])
+            if out is None or out[1] < self.cfg.min_inliers:
+                break
+            T, ok = out[0], True
+        return T, ok
+
     def localize(self, image: np.ndarray, name: str = "query", method: str | None = None,
-                 retrieved: Sequence[int] | None = None) -> QueryResult:  # fmt: skip
+                 retrieved: Sequence[int] | None = None, prior: SE3 | None = None) -> QueryResult:  # fmt: skip
         """Localise one image. ``retrieved``: training frames (map indices, best first) from an external retrieval
-        such as a DenseVLAD pairs file; its first ``retrieval_top_k`` replace the global-descriptor ranking."""
+        such as a DenseVLAD pairs file; its first ``retrieval_top_k`` replace the global-descriptor ranking.
+        ``prior``: a pose to start the iterations from instead of retrieval (a video's previous pose: tracking);
+        when they fail the image is relocalised from retrieval (``lost``)."""
         method = method or self.cfg.method
         if method not in METHODS:
             raise InputError(f"reloc: unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -216,8 +242,19 @@ class Relocalizer:
             raise InputError(f"reloc: query image {name} is {img.shape[1] if img.ndim > 1 else '?'}x{img.shape[0]}, "
                              f"the map's camera is {cam.width}x{cam.height}; query images must come from the "
                              "mapped camera (resize them or rebuild the map)")  # fmt: skip
+        if prior is not None and method == "depth":
+            raise InputError("reloc: the depth baseline localises from retrieved frames only; pass no prior")
         t0 = time.perf_counter()
         dense = self.extractor(img)
+        if prior is not None:
+            res = QueryResult(prior, prior, False, [0], [0], tracked=True)
+            T, ok = self._iterate(dense, prior, method, res)
+            if ok:
+                res.T_world_cam, res.success = T, True
+                res.seconds = time.perf_counter() - t0
+                return res
+            log.debug("%s: lost from the given prior (inliers %s); relocalising from retrieval", name, res.inliers)
+        lost = prior is not None
         if retrieved is None:
             retrieved = self.retrieve(img, dense)
         else:
@@ -226,8 +263,9 @@ class Relocalizer:
             if len(retrieved) == 0 or retrieved.min() < 0 or retrieved.max() >= n:
                 raise InputError(f"reloc: the frames retrieved for {name} must be 1 or more of the map's {n} "
                                  f"training frames (indices 0-{n - 1}), got {retrieved.tolist()}")  # fmt: skip
-        prior, from_pnp, n_inl, n_m = self.prior(dense, retrieved)
-        res = QueryResult(prior, prior, from_pnp, [n_inl], [n_m], [int(i) for i in retrieved], success=from_pnp)
+        T0, from_pnp, n_inl, n_m = self.prior(dense, retrieved)
+        res = QueryResult(T0, T0, from_pnp, [n_inl], [n_m], [int(i) for i in retrieved], success=from_pnp,
+                          lost=lost)  # fmt: skip
         if method == "depth":
             out = self._depth_baseline(dense, retrieved)
             ok = out is not None and out[1] >= self.cfg.min_inliers
@@ -237,22 +275,7 @@ class Relocalizer:
             res.matches.append(0 if out is None else out[2])
             res.success = ok
         else:
-            T = prior
-            for _ in range(self.cfg.iterations):
-                ids = self.visible(T)
-                if len(ids) < 4:
-                    res.inliers.append(0)
-                    res.matches.append(0)
-                    break
-                desc = self.landmark_descriptors(T, ids, method)
-                m = match_mutual_nn(dense.features.descriptors, desc, ratio=1.0, min_score=self.cfg.match_min_cosine)
-                out = self.pnp(dense.features.keypoints[m.idx0], self.X[ids[m.idx1]]) if len(m) >= 4 else None
-                res.matches.append(len(m))
-                res.inliers.append(0 if out is None else out[1])
-                if out is None or out[1] < self.cfg.min_inliers:
-                    break
-                T = out[0]
-                res.success = True
-            res.T_world_cam = T
+            T, ok = self._iterate(dense, T0, method, res)
+            res.T_world_cam, res.success = T, res.success or ok
         res.seconds = time.perf_counter() - t0
         return res

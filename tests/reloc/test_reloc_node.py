@@ -64,6 +64,11 @@ def _probe(hub: str, name: str, sessions: list):
     return probe, pub, poses
 
 
+def _all_done(node: FavorRelocalizer, poses: list, n: int):
+    """Condition: ``n`` images received and handled, and every published pose arrived."""
+    return lambda: node.counts["received"] == n and node.idle and len(poses) == node.counts["localised"]
+
+
 def _errors(poses: list, stamp_to_frame: dict) -> np.ndarray:
     return np.array([pose_errors(m.T, stamp_to_frame[m.stamp_ns].T_world_cam)[0] for m in poses])
 
@@ -87,8 +92,7 @@ def test_node_publishes_camera_poses_and_drops_images_it_cannot_take(room: Path,
     stamps[2000] = frames[1]
     pub.publish(ImageMsg(2000, "cam", gray))
     n = 3 + len(frames) + 1
-    _spin_until([node, probe], lambda: node.counts["received"] == n and node.idle and
-                len(poses) == node.counts["localised"], timeout=120)  # fmt: skip
+    _spin_until([node, probe], _all_done(node, poses, n), timeout=120)
     assert node.counts["received"] == n and node.counts["rejected"] == 3 and node.counts["skipped"] == 0
     assert node.counts["localised"] >= 0.9 * (len(frames) + 1)
     assert all(m.frame_id == "map" for m in poses) and 2000 in {m.stamp_ns for m in poses}
@@ -111,12 +115,34 @@ def test_latest_only_skips_waiting_images_for_the_newest(room: Path, built: Path
     for k, f in enumerate(frames):  # a burst: far faster than one localisation
         pub.publish(ImageMsg(100 + k, "cam", ds.load_color(f)))
     c = node.counts
-    _spin_until([node, probe], lambda: c["received"] == 6 and node.idle and len(poses) == c["localised"], 60)
+    _spin_until([node, probe], _all_done(node, poses, 6), 60)
     assert c["received"] == 6 and c["skipped"] >= 1
     assert c["localised"] + c["failed"] + c["skipped"] == 6
     assert poses and poses[-1].stamp_ns == 105  # the newest image is the one localised last
     node.close()
     probe.close()
+
+
+def test_node_tracks_the_camera_and_relocalises_when_lost(room: Path, built: Path, hub: str, sessions: list) -> None:
+    """Images 0.1 s apart start from the previous pose (track_s 1 s); a camera carried across the room is lost and
+    relocalised from retrieval; track_s 0 relocalises every image."""
+    ds = SevenScenes(room, "room")
+    train = ds.frames("train")
+    frames = [train[i] for i in (0, 1, 2, 3, 12)]  # 15 degrees apart, then the other side of the room
+    stamps = {5_000_000_000 + k * 100_000_000: f for k, f in enumerate(frames)}
+    for track_s, tracked, lost in (("1.0", 3, 1), ("0", 0, 0)):
+        node = _relocalizer(hub, built, sessions, latest_only="false", track_s=track_s)
+        probe, pub, poses = _probe(hub, f"probe_t{track_s}", sessions)
+        for t, f in stamps.items():
+            pub.publish(ImageMsg(t, "cam", ds.load_color(f)))
+        _spin_until([node, probe], _all_done(node, poses, 5), 60)
+        c = node.counts
+        assert c["localised"] == 5 and (c["tracked"], c["lost"]) == (tracked, lost), c
+        assert np.max(_errors(poses, stamps)) < 0.03
+        node.close()
+        probe.close()
+    with pytest.raises(InputError, match="track_s must be >= 0"):
+        _relocalizer(hub, built, sessions, track_s="-1")
 
 
 def test_node_parameters_are_checked(built: Path, hub: str, sessions: list, tmp_path: Path) -> None:

@@ -286,6 +286,26 @@ def test_retrieval_pairs_file_replaces_the_global_descriptor_ranking(room: Path,
         assert msg in err and str(tmp_path / name) in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_tracking_starts_from_a_previous_pose_and_relocalises_when_lost(room: Path, built: Path) -> None:
+    """localize(prior=T): the iterations start from a video's previous pose (no retrieval); from a pose on the
+    other side of the room they fail, and the image is relocalised from retrieval instead."""
+    rel = Relocalizer(FavorMap.load(built), QueryConfig())
+    ds = SevenScenes(room, "room")
+    train = ds.frames("train")  # one loop of 24 frames: 15 degrees apart
+    a, b, far = train[0], train[1], train[12]
+    ra = rel.localize(ds.load_color(a), "a")
+    assert ra.success and not ra.tracked and not ra.lost and ra.retrieved
+    rb = rel.localize(ds.load_color(b), "b", prior=ra.T_world_cam)
+    assert rb.success and rb.tracked and not rb.lost and rb.retrieved == [] and rb.inliers[0] == 0
+    assert pose_errors(rb.T_world_cam, b.T_world_cam)[0] < 0.02
+    assert pose_errors(rb.prior, a.T_world_cam)[0] < 0.02  # the prior it started from
+    rf = rel.localize(ds.load_color(far), "far", prior=ra.T_world_cam)  # the camera was carried across the room
+    assert rf.success and rf.lost and not rf.tracked and rf.retrieved
+    assert pose_errors(rf.T_world_cam, far.T_world_cam)[0] < 0.02
+    with pytest.raises(InputError, match="depth baseline localises from retrieved frames only"):
+        rel.localize(ds.load_color(b), "b", method="depth", prior=ra.T_world_cam)
+
+
 def test_bad_inputs_get_one_line_errors(room: Path, built: Path, tmp_path: Path, capsys) -> None:
     fmap = FavorMap.load(built)
     rel = Relocalizer(fmap, QueryConfig())
