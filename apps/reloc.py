@@ -87,6 +87,10 @@ class RelocQueryConfig(PipelineConfig):
     query's training frames best first), e.g. the DenseVLAD top-10 lists hloc, PixLoc and FaVoR use
     (7scenes_densevlad_retrieval_top_10/{scene}_top10.txt; {scene} becomes the scene name). Replaces the
     global-descriptor ranking; default: rank the map's training frames by VLAD / NetVLAD."""
+    track: bool = False
+    """Start each frame from the estimate of the previous queried frame of its sequence (a video: tracking, as the
+    favor_relocalizer node does), relocalising from retrieval when that fails. Default: every frame from
+    retrieval, independently, as relocalization benchmarks are run."""
     query: QueryConfig = field(default_factory=QueryConfig)
 
 
@@ -294,10 +298,14 @@ def check_retrieval_pairs(path: Path, scenes: list[str]) -> None:
 def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryConfig, methods: list[str],
                 stride: int = 1, weights: str | None = None, netvlad_weights: str | None = None,
                 progress=None, pgt: Path | None = None,
-                retrieval_pairs: Path | None = None) -> dict[str, list[dict]]:  # fmt: skip
+                retrieval_pairs: Path | None = None, track: bool = False) -> dict[str, list[dict]]:  # fmt: skip
     """Stage: localise every frame of a split with each method -> per-method list of per-query records (errors
     against the dataset's poses, or ``pgt``'s). ``retrieval_pairs``: an hloc pairs file replacing the map's
-    global-descriptor retrieval (:func:`retrieval_lists`)."""
+    global-descriptor retrieval (:func:`retrieval_lists`). ``track``: each frame starts from the method's estimate
+    of the previous queried frame of the same sequence (``Relocalizer.localize(prior=...)``)."""
+    if track and "depth" in methods:
+        raise InputError("reloc: --track applies to favor and baseline; the depth baseline localises from "
+                         "retrieved frames only")  # fmt: skip
     ds = SevenScenes(root, scene, pgt=pgt)
     frames = _frames(ds, split, stride)
     train_by_name = {f.name: f for f in ds.frames("train")}
@@ -313,12 +321,19 @@ def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryCo
     out: dict[str, list[dict]] = {m: [] for m in methods}
     total = len(frames) * len(methods)
     done = 0
+    last: dict[str, tuple[int, object]] = {}  # method -> (sequence, pose) of its previous success
     for f in frames:
         image = ds.load_color(f)
         gt = f.T_world_cam
         for m in methods:
-            r = reloc.localize(image, str(f.color_path), m, None if listed is None else listed[f.name])
+            prior = last[m][1] if track and m in last and last[m][0] == f.seq else None
+            r = reloc.localize(image, str(f.color_path), m, None if listed is None else listed[f.name], prior)
+            if r.success:
+                last[m] = (f.seq, r.T_world_cam)
+            else:
+                last.pop(m, None)
             rec = {"name": f.name, "image": f.image_name, "success": r.success, "seconds": r.seconds,
+                   "tracked": r.tracked, "lost": r.lost,
                    "inliers": r.inliers, "matches": r.matches, "retrieved": [fmap.frame_names[i] for i in r.retrieved],
                    "prior_from_pnp": r.prior_from_pnp,
                    "T_world_cam": None if r.T_world_cam is None else r.T_world_cam.matrix().tolist(),
@@ -345,7 +360,8 @@ def summarise(records: list[dict]) -> dict:
         "recall_2cm_2deg": s.recalls[(0.02, 2.0)], "recall_5cm_5deg": s.recalls[(0.05, 5.0)],
         "recall_10cm_10deg": s.recalls[(0.10, 10.0)], "queries": s.n, "failed": s.n_failed,
         "seconds_per_query": float(np.mean([x["seconds"] for x in records])),
-        "median_final_inliers": float(np.median(inl)), "prior_median_t_cm": prior.median_t_cm,
+        "median_final_inliers": float(np.median(inl)), "tracked": sum(bool(x.get("tracked")) for x in records),
+        "prior_median_t_cm": prior.median_t_cm,
         "prior_median_r_deg": prior.median_r_deg,
     }  # fmt: skip
 
@@ -398,7 +414,7 @@ def run_query(cfg: RelocQueryConfig) -> int:
     with progress:
         recs = query_scene(fmap, cfg.root, cfg.scene, cfg.split, cfg.query, [cfg.query.method], cfg.stride,
                            cfg.weights, cfg.netvlad_weights, update, cfg.pgt,
-                           cfg.retrieval_pairs)[cfg.query.method]  # fmt: skip
+                           cfg.retrieval_pairs, cfg.track)[cfg.query.method]  # fmt: skip
     from perception.geometry import SE3
 
     poses = {r["image"]: SE3.from_matrix(np.array(r["T_world_cam"])) for r in recs if r["success"]}
@@ -411,7 +427,8 @@ def run_query(cfg: RelocQueryConfig) -> int:
     truth = "the dataset poses" if cfg.pgt is None else "the pseudo ground truth"
     print(f"{len(recs)} queries, {len(recs) - s['failed']} localised -> {out}; against {truth}: median "
           f"{s['median_t_cm']:.2f} cm, {s['median_r_deg']:.2f} deg, "
-          f"recall 5 cm/5 deg {100 * s['recall_5cm_5deg']:.1f}%")
+          f"recall 5 cm/5 deg {100 * s['recall_5cm_5deg']:.1f}%"
+          + (f"; {s['tracked']} tracked from the previous frame" if cfg.track else ""))  # fmt: skip
     return 0
 
 

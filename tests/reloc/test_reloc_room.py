@@ -306,6 +306,26 @@ def test_tracking_starts_from_a_previous_pose_and_relocalises_when_lost(room: Pa
         rel.localize(ds.load_color(b), "b", method="depth", prior=ra.T_world_cam)
 
 
+def test_reloc_query_track_follows_each_sequence(room: Path, built: Path, tmp_path: Path, capsys) -> None:
+    """reloc query --track: a training loop (frames 30 degrees apart at stride 2) as a video; a new sequence starts
+    from retrieval again."""
+    out = tmp_path / "poses.txt"
+    base = ["reloc", "query", "--map", str(built), "--root", str(room), "--scene", "room", "--split", "train",
+            "--stride", "2", "--rerun", "off", "--out", str(out)]  # fmt: skip
+    assert main([*base, "--track"]) == 0
+    assert "tracked from the previous frame" in capsys.readouterr().out
+    recs = json.loads((tmp_path / "poses.txt.json").read_text())["queries"]
+    seqs = [r["name"].split("/")[0] for r in recs]
+    starts = [k for k in range(len(recs)) if k == 0 or seqs[k] != seqs[k - 1]]
+    assert len(starts) == 2 and all(not recs[k]["tracked"] and recs[k]["retrieved"] for k in starts)
+    tracked = [r for k, r in enumerate(recs) if k not in starts]
+    assert sum(r["tracked"] for r in tracked) >= 0.8 * len(tracked)
+    assert all(r["retrieved"] == [] for r in tracked if r["tracked"])
+    assert np.median([r["t_err_m"] for r in recs]) <= 0.03
+    assert main([*base, "--track", "--query.method", "depth"]) == 2
+    assert "--track applies to favor and baseline" in capsys.readouterr().err
+
+
 def test_bad_inputs_get_one_line_errors(room: Path, built: Path, tmp_path: Path, capsys) -> None:
     fmap = FavorMap.load(built)
     rel = Relocalizer(fmap, QueryConfig())
