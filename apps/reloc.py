@@ -61,6 +61,10 @@ class RelocBuildConfig(CommonConfig):
     """Folder of pseudo-ground-truth pose files <scene>_train.txt / <scene>_test.txt (e.g. the SfM pGT of
     visloc_pseudo_gt_limitations/pgt/sfm/7scenes, which FaVoR uses): their poses and focal replace the dataset's."""
     camera: CameraOptions = field(default_factory=CameraOptions)
+    rendered_depth: Path | None = None
+    """Folder of hloc's depth maps rendered at the colour camera (depth/7scenes_{scene}/train/depth, files
+    seqXX_frame-NNNNNN.pose.depth.tiff; {scene} becomes the scene name): used instead of the depth.png files,
+    which the real dataset does not register to the colour images (the map's landmark check and B0's lifting)."""
     map: MapConfig = field(default_factory=MapConfig)
 
 
@@ -87,6 +91,8 @@ class RelocQueryConfig(PipelineConfig):
     query's training frames best first), e.g. the DenseVLAD top-10 lists hloc, PixLoc and FaVoR use
     (7scenes_densevlad_retrieval_top_10/{scene}_top10.txt; {scene} becomes the scene name). Replaces the
     global-descriptor ranking; default: rank the map's training frames by VLAD / NetVLAD."""
+    rendered_depth: Path | None = None
+    """As for reloc build; here only the depth baseline (B0) reads depth."""
     track: bool = False
     """Start each frame from the estimate of the previous queried frame of its sequence (a video: tracking, as the
     favor_relocalizer node does), relocalising from retrieval when that fails. Default: every frame from
@@ -130,6 +136,10 @@ class Eval7ScenesConfig(CommonConfig):
     (7scenes_densevlad_retrieval_top_10/{scene}_top10.txt; {scene} becomes the scene name). Replaces the
     global-descriptor ranking; default: rank the map's training frames by VLAD / NetVLAD."""
     camera: CameraOptions = field(default_factory=CameraOptions)
+    rendered_depth: Path | None = None
+    """Folder of hloc's depth maps rendered at the colour camera (depth/7scenes_{scene}/train/depth, files
+    seqXX_frame-NNNNNN.pose.depth.tiff; {scene} becomes the scene name): used instead of the depth.png files,
+    which the real dataset does not register to the colour images (the map's landmark check and B0's lifting)."""
     map: MapConfig = field(default_factory=MapConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
 
@@ -160,6 +170,16 @@ def pose_source(pgt: Path | None) -> str:
     return "pose.txt" if pgt is None else f"pgt {Path(pgt).resolve()}"
 
 
+def scene_depth(rendered_depth: Path | None, scene: str) -> Path | None:
+    """A scene's rendered-depth folder (``{scene}`` replaced), or None for the dataset's depth.png files."""
+    return None if rendered_depth is None else Path(str(rendered_depth).replace("{scene}", scene))
+
+
+def depth_source(rendered_depth: Path | None) -> str:
+    """How a map names the depth it was built with: the dataset's depth.png files, or a rendered-depth folder."""
+    return "depth.png" if rendered_depth is None else f"rendered {Path(rendered_depth).resolve()}"
+
+
 def _frames(ds: SevenScenes, split: str, stride: int):
     if stride < 1:
         raise InputError(f"stride must be >= 1, got {stride}")
@@ -187,10 +207,12 @@ def _progress():
 
 
 def build_scene_map(root: Path, scene: str, camera_opts: CameraOptions, map_cfg: MapConfig, stride: int = 1,
-                    progress=None, pgt: Path | None = None) -> FavorMap:  # fmt: skip
-    """Stage: read a scene's training split (colour, depth, poses: the dataset's or ``pgt``'s) and build its FaVoR
-    map."""
-    ds = SevenScenes(root, scene, pgt=pgt)
+                    progress=None, pgt: Path | None = None,
+                    rendered_depth: Path | None = None) -> FavorMap:  # fmt: skip
+    """Stage: read a scene's training split (colour, depth: the dataset's or ``rendered_depth``'s, poses: the
+    dataset's or ``pgt``'s) and build its FaVoR map."""
+    depth_dir = scene_depth(rendered_depth, scene)
+    ds = SevenScenes(root, scene, pgt=pgt, rendered_depth=depth_dir)
     camera = scene_camera(root, scene, camera_opts, pgt)
     frames = _frames(ds, "train", stride)
 
@@ -200,13 +222,15 @@ def build_scene_map(root: Path, scene: str, camera_opts: CameraOptions, map_cfg:
 
     fmap = build_map(get, len(frames), camera, map_cfg, scene=scene, progress=progress)
     fmap.meta["poses"] = pose_source(pgt)
+    fmap.meta["depth"] = depth_source(depth_dir)
     return fmap
 
 
 def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, camera: PinholeCamera,
-                      map_cfg: MapConfig | None = None, pgt: Path | None = None) -> None:  # fmt: skip
+                      map_cfg: MapConfig | None = None, pgt: Path | None = None,
+                      rendered_depth: Path | None = None) -> None:  # fmt: skip
     """Refuse a map built for another scene (name or training frames), other poses (pose.txt vs a pGT), another
-    camera or, when ``map_cfg`` is given, other map settings."""
+    camera or, when ``map_cfg`` is given, other map settings or depth (``rendered_depth``, the scene's folder)."""
     built = fmap.meta.get("scene", "")
     if built != scene:
         raise InputError(f"{map_path} was built for scene {built!r}, not {scene!r}; build one with "
@@ -235,6 +259,10 @@ def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, ca
                          f"{camera.width}x{camera.height} f=({camera.fx:g}, {camera.fy:g}); pass the same "
                          "--camera.* options or rebuild")  # fmt: skip
     if map_cfg is not None:
+        have_d, want_d = fmap.meta.get("depth", "depth.png"), depth_source(rendered_depth)
+        if have_d != want_d:
+            raise InputError(f"{map_path} was built with the depth of {have_d}, this run uses {want_d}; pass the "
+                             "same --rendered-depth (or none) or rebuild")  # fmt: skip
         want = json.loads(json.dumps(asdict(map_cfg)))  # as stored in the map's meta (JSON)
         have = fmap.meta.get("config", {})
         changed = sorted(k for k in want if have.get(k) != want[k])
@@ -298,15 +326,17 @@ def check_retrieval_pairs(path: Path, scenes: list[str]) -> None:
 def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryConfig, methods: list[str],
                 stride: int = 1, weights: str | None = None, netvlad_weights: str | None = None,
                 progress=None, pgt: Path | None = None,
-                retrieval_pairs: Path | None = None, track: bool = False) -> dict[str, list[dict]]:  # fmt: skip
+                retrieval_pairs: Path | None = None, track: bool = False,
+                rendered_depth: Path | None = None) -> dict[str, list[dict]]:  # fmt: skip
     """Stage: localise every frame of a split with each method -> per-method list of per-query records (errors
     against the dataset's poses, or ``pgt``'s). ``retrieval_pairs``: an hloc pairs file replacing the map's
     global-descriptor retrieval (:func:`retrieval_lists`). ``track``: each frame starts from the method's estimate
-    of the previous queried frame of the same sequence (``Relocalizer.localize(prior=...)``)."""
+    of the previous queried frame of the same sequence (``Relocalizer.localize(prior=...)``). ``rendered_depth``:
+    the training frames' depth for the depth baseline (else their depth.png)."""
     if track and "depth" in methods:
         raise InputError("reloc: --track applies to favor and baseline; the depth baseline localises from "
                          "retrieved frames only")  # fmt: skip
-    ds = SevenScenes(root, scene, pgt=pgt)
+    ds = SevenScenes(root, scene, pgt=pgt, rendered_depth=scene_depth(rendered_depth, scene))
     frames = _frames(ds, split, stride)
     train_by_name = {f.name: f for f in ds.frames("train")}
     listed = None
@@ -394,7 +424,8 @@ def run_build(cfg: RelocBuildConfig) -> int:
     progress, update = _progress()
     t0 = time.perf_counter()
     with progress:
-        fmap = build_scene_map(cfg.root, cfg.scene, cfg.camera, cfg.map, cfg.stride, update, cfg.pgt)
+        fmap = build_scene_map(cfg.root, cfg.scene, cfg.camera, cfg.map, cfg.stride, update, cfg.pgt,
+                               cfg.rendered_depth)  # fmt: skip
     fmap.meta["seconds"] = time.perf_counter() - t0
     fmap.save(cfg.out)
     save_resolved_config(cfg, "reloc build", out_dir=Path(cfg.out).parent)
@@ -414,7 +445,7 @@ def run_query(cfg: RelocQueryConfig) -> int:
     with progress:
         recs = query_scene(fmap, cfg.root, cfg.scene, cfg.split, cfg.query, [cfg.query.method], cfg.stride,
                            cfg.weights, cfg.netvlad_weights, update, cfg.pgt,
-                           cfg.retrieval_pairs, cfg.track)[cfg.query.method]  # fmt: skip
+                           cfg.retrieval_pairs, cfg.track, cfg.rendered_depth)[cfg.query.method]  # fmt: skip
     from perception.geometry import SE3
 
     poses = {r["image"]: SE3.from_matrix(np.array(r["T_world_cam"])) for r in recs if r["success"]}
@@ -489,7 +520,8 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
                "all": ["favor", "baseline", "depth"]}[cfg.method]  # fmt: skip
     out = Path(cfg.out)
     retrieval = "map global descriptors" if cfg.retrieval_pairs is None else f"pairs {cfg.retrieval_pairs}"
-    result: dict = {"methods": methods, "poses": pose_source(cfg.pgt), "retrieval": retrieval, "scenes": {}}
+    result: dict = {"methods": methods, "poses": pose_source(cfg.pgt), "depth": depth_source(cfg.rendered_depth),
+                    "retrieval": retrieval, "scenes": {}}  # fmt: skip
     compare = "favor" in methods and "baseline" in methods
     pooled: dict[str, list[dict]] = {"favor": [], "baseline": []}
     pooled_scene: list[str] = []
@@ -505,17 +537,20 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
             if map_path.is_file() and not cfg.rebuild:
                 fmap = FavorMap.load(map_path)
                 try:
-                    check_map_matches(fmap, map_path, cfg.root, scene, camera, cfg.map, cfg.pgt)
+                    check_map_matches(fmap, map_path, cfg.root, scene, camera, cfg.map, cfg.pgt,
+                                      scene_depth(cfg.rendered_depth, scene))  # fmt: skip
                 except InputError as e:
                     log.warning("rebuilding: %s", e)
                     fmap = None
             if fmap is None:
                 t0 = time.perf_counter()
-                fmap = build_scene_map(cfg.root, scene, cfg.camera, cfg.map, cfg.stride, update, cfg.pgt)
+                fmap = build_scene_map(cfg.root, scene, cfg.camera, cfg.map, cfg.stride, update, cfg.pgt,
+                                       cfg.rendered_depth)  # fmt: skip
                 fmap.meta["seconds"] = time.perf_counter() - t0
                 fmap.save(map_path)
             recs = query_scene(fmap, cfg.root, scene, "test", cfg.query, methods, cfg.query_stride, cfg.map.weights,
-                               cfg.map.netvlad_weights, update, cfg.pgt, cfg.retrieval_pairs)  # fmt: skip
+                               cfg.map.netvlad_weights, update, cfg.pgt, cfg.retrieval_pairs,
+                               rendered_depth=cfg.rendered_depth)  # fmt: skip
             diag = scene_diagnostics(fmap, cfg, scene, update) if cfg.diagnostics else None
         entry = {"map": map_stats(fmap, map_path), "map_build_seconds": fmap.meta.get("seconds")}
         if diag is not None:

@@ -19,6 +19,12 @@ do with OpenCV (no -0.5): the difference is below the calibration's own uncertai
 registered in the real data (the depth camera is a different sensor, offset by a few pixels); depth written by
 :func:`write_frame` (the simulator) is registered to the colour camera. Pass ``camera=`` to override.
 
+Rendered depth: hloc's 7-Scenes pipeline (``--use_dense_depth``) reads depth rendered from the scenes' meshes at the
+colour camera, so registered to it: ``<depth>/7scenes_<scene>/train/depth/seqXX_frame-NNNNNN.pose.depth.tiff``,
+single-channel millimetres, 0 and values above 1000 m invalid. ``SevenScenes(..., rendered_depth=folder)`` (the
+``.../train/depth`` folder) makes :meth:`SevenScenes.load_depth_m` read those instead of the ``depth.png`` files;
+:func:`rendered_depth_name` gives a frame's file name and :func:`write_rendered_depth` writes one.
+
 Pseudo ground truth: the ``pose.txt`` files are the dataset's own D-SLAM (KinectFusion) poses. Brachmann et al.
 (ICCV 2021, ``tsattler/visloc_pseudo_gt_limitations``) published an alternative SfM pGT, one file per scene and
 split, ``<folder>/<scene>_{train,test}.txt``, lines ``rgb_file qw qx qy qz tx ty tz f``: the world-to-camera pose
@@ -54,7 +60,7 @@ from perception.datasets.common import (
     write_rgb,
 )
 from perception.errors import InputError
-from perception.fileio import atomic_write_text
+from perception.fileio import atomic_write_bytes, atomic_write_text
 from perception.geometry import SE3
 
 logger = logging.getLogger(__name__)
@@ -70,10 +76,13 @@ __all__ = [
     "depth_mm_to_m",
     "parse_frame_name",
     "read_pgt",
+    "read_rendered_depth",
+    "rendered_depth_name",
     "read_pose",
     "read_split",
     "write_frame",
     "write_pgt",
+    "write_rendered_depth",
     "write_splits",
 ]
 
@@ -233,15 +242,21 @@ class SevenScenes:
         Folder of pseudo-ground-truth files ``<scene>_train.txt`` / ``<scene>_test.txt`` (e.g.
         ``visloc_pseudo_gt_limitations/pgt/sfm/7scenes``): their poses replace the ``pose.txt`` files', and frames
         they do not list are left out of :meth:`frames`.
+    rendered_depth
+        Folder of hloc's rendered depth maps of this scene (``depth/7scenes_<scene>/train/depth``): read by
+        :meth:`load_depth_m` instead of the ``depth.png`` files (registered to the colour camera).
     """
 
     def __init__(self, root: str | os.PathLike, scene: str, camera: PinholeCamera | None = None,
-                 pgt: str | os.PathLike | None = None) -> None:  # fmt: skip
+                 pgt: str | os.PathLike | None = None,
+                 rendered_depth: str | os.PathLike | None = None) -> None:  # fmt: skip
         self.root = Path(root)
         self.scene = scene
         self.scene_dir = require_dir(self.root / scene, DATASET, f"scene '{scene}' with seq-XX folders")
         self.camera = DEFAULT_CAMERA if camera is None else camera
         self.pgt = None if pgt is None else require_dir(pgt, DATASET, f"pseudo ground truth with {scene}_train.txt")
+        self.rendered_depth = None if rendered_depth is None else require_dir(
+            rendered_depth, DATASET, f"rendered depth maps of {scene}, e.g. depth/7scenes_{scene}/train/depth")
         self._pgt_cache: dict[str, dict[str, tuple[SE3, float | None]]] = {}
         self._pgt_warned: set[str] = set()
 
@@ -332,8 +347,48 @@ class SevenScenes:
         return read_rgb(frame.color_path, DATASET)
 
     def load_depth_m(self, frame: SevenScenesFrame, invalid: float = 0.0) -> np.ndarray:
-        """(H, W) float32 depth in metres; raw 65535 (and 0) become ``invalid`` (0.0 by default, or NaN)."""
+        """(H, W) float32 depth in metres; raw 65535 (and 0) become ``invalid`` (0.0 by default, or NaN). With
+        ``rendered_depth``, the frame's rendered depth map instead (its invalid pixels likewise)."""
+        if self.rendered_depth is not None:
+            return read_rendered_depth(self.rendered_depth / rendered_depth_name(frame), invalid)
         return depth_mm_to_m(read_png16(frame.depth_path, DATASET), invalid)
+
+
+def rendered_depth_name(frame: SevenScenesFrame) -> str:
+    """hloc's file name of a frame's rendered depth: ``seq-01/frame-000000.color.png`` ->
+    ``seq01_frame-000000.pose.depth.tiff``."""
+    return f"seq{frame.seq:02d}_{_frame_stem(frame.index)}.pose.depth.tiff"
+
+
+def read_rendered_depth(path: str | os.PathLike, invalid: float = 0.0) -> np.ndarray:
+    """A rendered depth map (single-channel TIFF, millimetres; 0 and > 1000 m invalid) as float32 metres."""
+    import cv2
+
+    path = require_file(path, DATASET, "a rendered depth map seqXX_frame-NNNNNN.pose.depth.tiff (hloc's layout)")
+    data = np.fromfile(path, dtype=np.uint8)
+    raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if raw is None or raw.ndim != 2 or raw.dtype not in (np.uint16, np.float32, np.float64):
+        what = "unreadable" if raw is None else f"{raw.dtype} with shape {raw.shape}"
+        raise InputError(f"{DATASET}: {path} is {what}; expected a single-channel 16-bit or float TIFF in mm")
+    mm = raw.astype(np.float64)
+    depth = (mm / 1000.0).astype(np.float32)
+    depth[~np.isfinite(mm) | (mm <= 0) | (mm > 1e6)] = invalid
+    return depth
+
+
+def write_rendered_depth(folder: str | os.PathLike, frame: SevenScenesFrame, depth_m: np.ndarray) -> Path:
+    """Write a frame's depth (metres; non-finite or <= 0 -> 0 = invalid) as hloc's float32 millimetre TIFF."""
+    import cv2
+
+    d = np.asarray(depth_m, np.float64)
+    if d.ndim != 2:
+        raise InputError(f"{DATASET} write_rendered_depth: expected (H, W) depth, got shape {d.shape}")
+    mm = np.where(np.isfinite(d) & (d > 0), d * 1000.0, 0.0).astype(np.float32)
+    path = Path(folder) / rendered_depth_name(frame)
+    ok, buf = cv2.imencode(".tiff", mm)
+    if not ok:
+        raise InputError(f"{DATASET} write_rendered_depth: could not encode {path}")
+    return atomic_write_bytes(path, buf.tobytes())
 
 
 def depth_mm_to_m(raw: np.ndarray, invalid: float = 0.0) -> np.ndarray:

@@ -15,11 +15,15 @@ from perception.datasets.pairs import read_pairs, write_pairs
 from perception.datasets.sevenscenes import (
     DEFAULT_CAMERA,
     SevenScenes,
+    SevenScenesFrame,
     parse_frame_name,
     read_pgt,
     read_pose,
+    read_rendered_depth,
+    rendered_depth_name,
     write_frame,
     write_pgt,
+    write_rendered_depth,
     write_splits,
 )
 from perception.errors import InputError
@@ -273,3 +277,26 @@ def test_retrieval_pairs_and_frame_names(tmp_path: Path) -> None:
     assert parse_frame_name("chess\\seq-11/frame-000001.color.png") == ("chess", 11, 1)
     assert parse_frame_name("data/7scenes/fire/seq-01/frame-000002.color.png") == ("fire", 1, 2)
     assert parse_frame_name("seq-03/frame-000012.depth.png") is None and parse_frame_name("xseq-03/frame-1") is None
+
+
+def test_rendered_depth_maps_in_hlocs_layout(tmp_path: Path) -> None:
+    """hloc's rendered depth: seqXX_frame-NNNNNN.pose.depth.tiff, millimetres, 0 and > 1000 m invalid."""
+    f = SevenScenesFrame(3, 42, tmp_path / "c.png", tmp_path / "d.png", tmp_path / "p.txt")
+    assert rendered_depth_name(f) == "seq03_frame-000042.pose.depth.tiff"
+    d = np.linspace(0.4, 4.0, 12 * 16).reshape(12, 16)
+    d[0, 0], d[0, 1], d[0, 2] = np.nan, 0.0, -1.0
+    path = write_rendered_depth(tmp_path, f, d)
+    got = read_rendered_depth(path, invalid=np.nan)
+    assert got.dtype == np.float32 and np.isnan(got[0, :3]).all()
+    assert np.allclose(got.ravel()[3:], d.ravel()[3:], atol=1e-6)
+    cv2.imwrite(str(tmp_path / "u16.tiff"), np.array([[0, 1500], [2_000, 65535]], np.uint16))  # integer mm too
+    assert np.allclose(read_rendered_depth(tmp_path / "u16.tiff"), [[0.0, 1.5], [2.0, 65.535]])
+    cv2.imwrite(str(tmp_path / "far.tiff"), np.array([[2e6, 1000.0]], np.float32))  # > 1000 m: invalid
+    assert np.allclose(read_rendered_depth(tmp_path / "far.tiff"), [[0.0, 1.0]])
+    (tmp_path / "bad.tiff").write_bytes(b"II*\x00 truncated")
+    with pytest.raises(InputError, match="bad.tiff is unreadable; expected a single-channel"):
+        read_rendered_depth(tmp_path / "bad.tiff")
+    with pytest.raises(FileNotFoundError, match="missing file .*nothere.tiff"):
+        read_rendered_depth(tmp_path / "nothere.tiff")
+    with pytest.raises(FileNotFoundError, match="rendered depth maps of chess"):
+        SevenScenes(SAMPLES, "chess", rendered_depth=tmp_path / "no_such_dir")
