@@ -94,9 +94,10 @@ class RelocQueryConfig(PipelineConfig):
     rendered_depth: Path | None = None
     """As for reloc build; here only the depth baseline (B0) reads depth."""
     track: bool = False
-    """Start each frame from the estimate of the previous queried frame of its sequence (a video: tracking, as the
-    favor_relocalizer node does), relocalising from retrieval when that fails. Default: every frame from
-    retrieval, independently, as relocalization benchmarks are run."""
+    """Start each frame from the estimate of the previous queried frame of its sequence (a video: tracking; the
+    favor_relocalizer node does the same by time stamp), relocalising from retrieval when that fails or ends with
+    fewer than --query.track-min-inliers inliers; each sequence's first frame and the frame after a failure come
+    from retrieval. Default: every frame from retrieval, independently, as relocalization benchmarks are run."""
     query: QueryConfig = field(default_factory=QueryConfig)
 
 
@@ -206,6 +207,15 @@ def _progress():
     return progress, update
 
 
+def _depth(ds: SevenScenes, f, shape: tuple[int, ...]) -> np.ndarray:
+    """A frame's depth (metres), which must have its colour image's size."""
+    depth = ds.load_depth_m(f)
+    if depth.shape != tuple(shape[:2]):
+        raise InputError(f"7-Scenes: {ds.depth_file(f)} is {depth.shape[1]}x{depth.shape[0]}, its colour image "
+                         f"{shape[1]}x{shape[0]}; depth must be registered to colour at the same size")  # fmt: skip
+    return depth
+
+
 def build_scene_map(root: Path, scene: str, camera_opts: CameraOptions, map_cfg: MapConfig, stride: int = 1,
                     progress=None, pgt: Path | None = None,
                     rendered_depth: Path | None = None) -> FavorMap:  # fmt: skip
@@ -218,7 +228,8 @@ def build_scene_map(root: Path, scene: str, camera_opts: CameraOptions, map_cfg:
 
     def get(i: int) -> TrainFrame:
         f = frames[i]
-        return TrainFrame(f.name, ds.load_color(f), f.T_world_cam, f.seq, ds.load_depth_m(f))
+        image = ds.load_color(f)
+        return TrainFrame(f.name, image, f.T_world_cam, f.seq, _depth(ds, f, image.shape))
 
     fmap = build_map(get, len(frames), camera, map_cfg, scene=scene, progress=progress)
     fmap.meta["poses"] = pose_source(pgt)
@@ -260,7 +271,7 @@ def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, ca
                          "--camera.* options or rebuild")  # fmt: skip
     if map_cfg is not None:
         have_d, want_d = fmap.meta.get("depth", "depth.png"), depth_source(rendered_depth)
-        if have_d != want_d:
+        if have_d.split()[0] != want_d.split()[0]:  # which folder does not matter (moved data keeps its map)
             raise InputError(f"{map_path} was built with the depth of {have_d}, this run uses {want_d}; pass the "
                              "same --rendered-depth (or none) or rebuild")  # fmt: skip
         want = json.loads(json.dumps(asdict(map_cfg)))  # as stored in the map's meta (JSON)
@@ -343,9 +354,20 @@ def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryCo
     if retrieval_pairs is not None:
         listed = retrieval_lists(retrieval_pairs, scene, fmap, [f.name for f in frames])
 
+    if "depth" in methods:
+        if ds.rendered_depth is not None:  # before hours of queries, not at the first retrieval of a frame without
+            missing = [p for n in fmap.frame_names if not (p := ds.depth_file(train_by_name[n])).is_file()]
+            if missing:
+                raise FileNotFoundError(f"7-Scenes: missing file {missing[0]} ({len(missing)} of the map's "
+                                        f"{len(fmap.frame_names)} training frames have no rendered depth there)")
+        elif fmap.meta.get("depth", "depth.png") != "depth.png":
+            log.warning("the map was built on %s; the depth baseline reads depth.png (pass --rendered-depth to "
+                        "use the same)", fmap.meta["depth"])  # fmt: skip
+
     def train_frame(i: int):
         f = train_by_name[fmap.frame_names[i]]
-        return ds.load_color(f), ds.load_depth_m(f)
+        image = ds.load_color(f)
+        return image, _depth(ds, f, image.shape)
 
     reloc = Relocalizer(fmap, cfg, train_frame=train_frame, netvlad_weights=netvlad_weights, weights=weights)
     out: dict[str, list[dict]] = {m: [] for m in methods}
@@ -363,7 +385,8 @@ def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryCo
             else:
                 last.pop(m, None)
             rec = {"name": f.name, "image": f.image_name, "success": r.success, "seconds": r.seconds,
-                   "tracked": r.tracked, "lost": r.lost,
+                   "tracked": r.tracked, "lost": r.lost, "track_inliers": r.track_inliers,
+                   "prior_kind": "previous frame" if r.tracked else "retrieval",
                    "inliers": r.inliers, "matches": r.matches, "retrieved": [fmap.frame_names[i] for i in r.retrieved],
                    "prior_from_pnp": r.prior_from_pnp,
                    "T_world_cam": None if r.T_world_cam is None else r.T_world_cam.matrix().tolist(),
@@ -382,8 +405,9 @@ def summarise(records: list[dict]) -> dict:
     t = np.array([r["t_err_m"] for r in records])
     r = np.array([r["r_err_deg"] for r in records])
     s = reloc_summary(t, r, thresholds=((0.02, 2.0), (0.05, 5.0), (0.10, 10.0)))
-    prior = reloc_summary(np.array([x["prior_t_err_m"] for x in records]),
-                          np.array([x["prior_r_err_deg"] for x in records]))  # fmt: skip
+    retrieved = [x for x in records if not x.get("tracked")]  # a tracked query's prior is the previous frame's pose
+    prior = reloc_summary(np.array([x["prior_t_err_m"] for x in retrieved]),
+                          np.array([x["prior_r_err_deg"] for x in retrieved])) if retrieved else None  # fmt: skip
     inl = [x["inliers"][-1] for x in records]
     return {
         "median_t_cm": s.median_t_cm, "median_r_deg": s.median_r_deg,
@@ -391,8 +415,8 @@ def summarise(records: list[dict]) -> dict:
         "recall_10cm_10deg": s.recalls[(0.10, 10.0)], "queries": s.n, "failed": s.n_failed,
         "seconds_per_query": float(np.mean([x["seconds"] for x in records])),
         "median_final_inliers": float(np.median(inl)), "tracked": sum(bool(x.get("tracked")) for x in records),
-        "prior_median_t_cm": prior.median_t_cm,
-        "prior_median_r_deg": prior.median_r_deg,
+        "prior_median_t_cm": None if prior is None else prior.median_t_cm,
+        "prior_median_r_deg": None if prior is None else prior.median_r_deg,
     }  # fmt: skip
 
 
@@ -529,6 +553,9 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
     scenes = _scenes(cfg.root, cfg.scenes)
     if cfg.retrieval_pairs is not None:
         check_retrieval_pairs(cfg.retrieval_pairs, scenes)
+    for scene in scenes:  # every scene's rendered depth folder, before the first scene's work
+        if cfg.rendered_depth is not None:
+            SevenScenes(cfg.root, scene, rendered_depth=scene_depth(cfg.rendered_depth, scene))
     for scene in scenes:
         map_path = out / "maps" / f"{scene}.favor.npz"
         camera = scene_camera(cfg.root, scene, cfg.camera, cfg.pgt)

@@ -13,8 +13,9 @@ poses (default ``map``); ``latest_only`` (default true: when images arrive faste
 waiting ones are skipped for the newest -- a robot wants its current pose, not a growing delay; false localises
 every image, e.g. to evaluate on a replayed recording); ``track_s`` (default 1.0: an image at most this many
 seconds after the last localised one starts FaVoR's render -> match -> PnP iterations from that pose instead of
-retrieval -- tracking, as a moving camera allows; when they fail it is relocalised from retrieval; 0: every image
-from retrieval); ``threads`` (torch threads, default 2).
+retrieval -- tracking, as a moving camera allows; when they fail, or end with fewer than the query option
+``track_min_inliers`` inliers, it is relocalised from retrieval; 0: every image from retrieval); ``threads``
+(torch threads, default 2).
 
 Topics (relative, so namespaces and remaps place them): ``image`` in; ``pose`` out
 (``geometry_msgs/msg/PoseStamped``: the camera-to-map pose ``T_map_cam``, OpenCV camera axes, with the image's
@@ -76,6 +77,10 @@ class FavorRelocalizer(Node):
             raise InputError(f"{spec.fqn}: method must be favor or baseline, got {method!r} (the depth baseline "
                              "needs the training images and runs only in 'sparsepipe reloc query')")  # fmt: skip
         cfg.method = method
+        track_s = self.param("track_s", 1.0, float)
+        if not (np.isfinite(track_s) and track_s >= 0):
+            raise InputError(f"{spec.fqn}: track_s must be a finite number of seconds >= 0, got {track_s}")
+        self.track_ns = int(track_s * 1e9)
         image_type = self.param("image_type", IMAGE_TYPES[0], str)
         if image_type not in IMAGE_TYPES:
             raise InputError(f"{spec.fqn}: image_type must be one of {', '.join(IMAGE_TYPES)}, got {image_type!r}")
@@ -90,15 +95,11 @@ class FavorRelocalizer(Node):
         self.reloc = Relocalizer(fmap, cfg, netvlad_weights=netvlad_weights, weights=weights)
         self.frame_id = self.param("frame_id", "map", str)
         self.latest_only = self.param("latest_only", True, bool)
-        track_s = self.param("track_s", 1.0, float)
-        if not track_s >= 0:
-            raise InputError(f"{spec.fqn}: track_s must be >= 0 seconds, got {track_s}")
-        self.track_ns = int(track_s * 1e9)
         self._last: tuple[int, object] | None = None  # (stamp, T_map_cam) of the last localised image (worker only)
         self.pub = self.create_publisher("pose", POSE)
         self.image_topic = self.resolve("image")
         self.counts = {"received": 0, "localised": 0, "failed": 0, "skipped": 0, "rejected": 0, "tracked": 0,
-                       "lost": 0}  # fmt: skip
+                       "relocalised": 0}  # fmt: skip
         self._reported: set[str] = set()
         self._pending: collections.deque = collections.deque()
         self._cv = threading.Condition()
@@ -162,8 +163,6 @@ class FavorRelocalizer(Node):
             line = str(e).splitlines()[0] if str(e) else ""
             self._reject(type(e).__name__, f"{what}: localisation failed ({type(e).__name__}: {line})")
             return
-        self.counts["tracked"] += int(res.tracked)
-        self.counts["lost"] += int(res.lost)
         if not res.success or res.T_world_cam is None:
             self.counts["failed"] += 1
             self.logger.debug("%s: not localised (inliers per iteration %s)", what, res.inliers)
@@ -171,6 +170,8 @@ class FavorRelocalizer(Node):
         self.pub.publish(PoseMsg(stamp, self.frame_id, res.T_world_cam), stamp)
         self._last = (stamp, res.T_world_cam)
         self.counts["localised"] += 1
+        self.counts["tracked"] += int(res.tracked)
+        self.counts["relocalised"] += int(res.lost)  # lost the previous pose, found again from retrieval
         self.logger.debug("%s: localised in %.2f s, inliers %s", what, res.seconds, res.inliers)
 
     def _reject(self, kind: str, message: str) -> None:
@@ -197,6 +198,6 @@ class FavorRelocalizer(Node):
             self.logger.info("%d images: %d localised (%d tracked from the previous pose, %d relocalised after "
                              "losing it), %d not localised, %d skipped (a newer one was waiting), %d rejected, %d "
                              "still waiting at shutdown; %d messages on %s did not decode", c["received"],
-                             c["localised"], c["tracked"], c["lost"], c["failed"], c["skipped"], c["rejected"],
+                             c["localised"], c["tracked"], c["relocalised"], c["failed"], c["skipped"], c["rejected"],
                              waiting, undecoded, self.image_topic)  # fmt: skip
         super().close()

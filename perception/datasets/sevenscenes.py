@@ -350,8 +350,12 @@ class SevenScenes:
         """(H, W) float32 depth in metres; raw 65535 (and 0) become ``invalid`` (0.0 by default, or NaN). With
         ``rendered_depth``, the frame's rendered depth map instead (its invalid pixels likewise)."""
         if self.rendered_depth is not None:
-            return read_rendered_depth(self.rendered_depth / rendered_depth_name(frame), invalid)
+            return read_rendered_depth(self.depth_file(frame), invalid)
         return depth_mm_to_m(read_png16(frame.depth_path, DATASET), invalid)
+
+    def depth_file(self, frame: SevenScenesFrame) -> Path:
+        """The file :meth:`load_depth_m` reads for ``frame``: its rendered depth map, or its ``depth.png``."""
+        return frame.depth_path if self.rendered_depth is None else self.rendered_depth / rendered_depth_name(frame)
 
 
 def rendered_depth_name(frame: SevenScenesFrame) -> str:
@@ -367,9 +371,9 @@ def read_rendered_depth(path: str | os.PathLike, invalid: float = 0.0) -> np.nda
     path = require_file(path, DATASET, "a rendered depth map seqXX_frame-NNNNNN.pose.depth.tiff (hloc's layout)")
     data = np.fromfile(path, dtype=np.uint8)
     raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if raw is None or raw.ndim != 2 or raw.dtype not in (np.uint16, np.float32, np.float64):
+    if raw is None or raw.ndim != 2 or raw.dtype.kind not in "iuf":  # PIL's mode "I" TIFFs are int32
         what = "unreadable" if raw is None else f"{raw.dtype} with shape {raw.shape}"
-        raise InputError(f"{DATASET}: {path} is {what}; expected a single-channel 16-bit or float TIFF in mm")
+        raise InputError(f"{DATASET}: {path} is {what}; expected a single-channel integer or float TIFF in mm")
     mm = raw.astype(np.float64)
     depth = (mm / 1000.0).astype(np.float32)
     depth[~np.isfinite(mm) | (mm <= 0) | (mm > 1e6)] = invalid

@@ -283,6 +283,8 @@ def test_rendered_depth_maps_in_hlocs_layout(tmp_path: Path) -> None:
     """hloc's rendered depth: seqXX_frame-NNNNNN.pose.depth.tiff, millimetres, 0 and > 1000 m invalid."""
     f = SevenScenesFrame(3, 42, tmp_path / "c.png", tmp_path / "d.png", tmp_path / "p.txt")
     assert rendered_depth_name(f) == "seq03_frame-000042.pose.depth.tiff"
+    g = SevenScenesFrame(12, 7, tmp_path / "c.png", tmp_path / "d.png", tmp_path / "p.txt")
+    assert rendered_depth_name(g) == "seq12_frame-000007.pose.depth.tiff"  # hloc: "seq-12" -> "seq12"
     d = np.linspace(0.4, 4.0, 12 * 16).reshape(12, 16)
     d[0, 0], d[0, 1], d[0, 2] = np.nan, 0.0, -1.0
     path = write_rendered_depth(tmp_path, f, d)
@@ -291,6 +293,10 @@ def test_rendered_depth_maps_in_hlocs_layout(tmp_path: Path) -> None:
     assert np.allclose(got.ravel()[3:], d.ravel()[3:], atol=1e-6)
     cv2.imwrite(str(tmp_path / "u16.tiff"), np.array([[0, 1500], [2_000, 65535]], np.uint16))  # integer mm too
     assert np.allclose(read_rendered_depth(tmp_path / "u16.tiff"), [[0.0, 1.5], [2.0, 65.535]])
+    from PIL import Image  # hloc reads these with PIL, whose integer TIFFs are int32 (mode "I")
+
+    Image.fromarray(np.array([[0, 2500]], np.int32)).save(tmp_path / "i32.tiff")
+    assert np.allclose(read_rendered_depth(tmp_path / "i32.tiff"), [[0.0, 2.5]])
     cv2.imwrite(str(tmp_path / "far.tiff"), np.array([[2e6, 1000.0]], np.float32))  # > 1000 m: invalid
     assert np.allclose(read_rendered_depth(tmp_path / "far.tiff"), [[0.0, 1.0]])
     (tmp_path / "bad.tiff").write_bytes(b"II*\x00 truncated")

@@ -137,12 +137,13 @@ def test_node_tracks_the_camera_and_relocalises_when_lost(room: Path, built: Pat
             pub.publish(ImageMsg(t, "cam", ds.load_color(f)))
         _spin_until([node, probe], _all_done(node, poses, 5), 60)
         c = node.counts
-        assert c["localised"] == 5 and (c["tracked"], c["lost"]) == (tracked, lost), c
+        assert c["localised"] == 5 and (c["tracked"], c["relocalised"]) == (tracked, lost), c
         assert np.max(_errors(poses, stamps)) < 0.03
         node.close()
         probe.close()
-    with pytest.raises(InputError, match="track_s must be >= 0"):
-        _relocalizer(hub, built, sessions, track_s="-1")
+    for bad in ("-1", "inf", "nan"):
+        with pytest.raises(InputError, match="track_s must be a finite number of seconds >= 0"):
+            _relocalizer(hub, built, sessions, track_s=bad)
 
 
 def test_node_parameters_are_checked(built: Path, hub: str, sessions: list, tmp_path: Path) -> None:
@@ -217,7 +218,7 @@ def test_reloc_bag_launch_localises_a_recording(room: Path, built: Path, tmp_pat
     text = log.getvalue()
     assert len(poses) >= 0.9 * len(frames), text[-3000:]
     t = _errors([m for _, m in poses], stamps)
-    assert np.median(t) <= 0.03
+    assert np.median(t) <= 0.03 and np.max(t) < 0.05  # tracked or relocalised, never a confidently wrong pose
     with BagReader(out / "poses.mcap") as rec:  # the recorder's bag, closed on shutdown
         assert rec.topics.get("/camera/pose_map") == POSE
     assert (out / "live.rrd").is_file()
