@@ -181,6 +181,23 @@ def depth_source(rendered_depth: Path | None) -> str:
     return "depth.png" if rendered_depth is None else f"rendered {Path(rendered_depth).resolve()}"
 
 
+def _depth_kind(source: str) -> str:
+    """What must agree between a map's depth and a run's: the kind and the folder's last three parts
+    (``7scenes_chess/train/depth``), so a moved dataset keeps its maps but another rendering does not."""
+    kind, _, folder = source.partition(" ")
+    return kind if not folder else f"{kind} {'/'.join(Path(folder).parts[-3:])}"
+
+
+def check_rendered_depth(ds: SevenScenes, frames, what: str) -> None:
+    """Before hours of work: every frame of ``frames`` has its rendered depth map (one stat each)."""
+    if ds.rendered_depth is None:
+        return
+    missing = [p for f in frames if not (p := ds.depth_file(f)).is_file()]
+    if missing:
+        raise FileNotFoundError(f"7-Scenes: missing file {missing[0]} ({len(missing)} of the {len(frames)} "
+                                f"{what} have no rendered depth there)")  # fmt: skip
+
+
 def _frames(ds: SevenScenes, split: str, stride: int):
     if stride < 1:
         raise InputError(f"stride must be >= 1, got {stride}")
@@ -225,6 +242,7 @@ def build_scene_map(root: Path, scene: str, camera_opts: CameraOptions, map_cfg:
     ds = SevenScenes(root, scene, pgt=pgt, rendered_depth=depth_dir)
     camera = scene_camera(root, scene, camera_opts, pgt)
     frames = _frames(ds, "train", stride)
+    check_rendered_depth(ds, frames, "training frames")
 
     def get(i: int) -> TrainFrame:
         f = frames[i]
@@ -271,7 +289,7 @@ def check_map_matches(fmap: FavorMap, map_path: Path, root: Path, scene: str, ca
                          "--camera.* options or rebuild")  # fmt: skip
     if map_cfg is not None:
         have_d, want_d = fmap.meta.get("depth", "depth.png"), depth_source(rendered_depth)
-        if have_d.split()[0] != want_d.split()[0]:  # which folder does not matter (moved data keeps its map)
+        if _depth_kind(have_d) != _depth_kind(want_d):
             raise InputError(f"{map_path} was built with the depth of {have_d}, this run uses {want_d}; pass the "
                              "same --rendered-depth (or none) or rebuild")  # fmt: skip
         want = json.loads(json.dumps(asdict(map_cfg)))  # as stored in the map's meta (JSON)
@@ -355,12 +373,8 @@ def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryCo
         listed = retrieval_lists(retrieval_pairs, scene, fmap, [f.name for f in frames])
 
     if "depth" in methods:
-        if ds.rendered_depth is not None:  # before hours of queries, not at the first retrieval of a frame without
-            missing = [p for n in fmap.frame_names if not (p := ds.depth_file(train_by_name[n])).is_file()]
-            if missing:
-                raise FileNotFoundError(f"7-Scenes: missing file {missing[0]} ({len(missing)} of the map's "
-                                        f"{len(fmap.frame_names)} training frames have no rendered depth there)")
-        elif fmap.meta.get("depth", "depth.png") != "depth.png":
+        check_rendered_depth(ds, [train_by_name[n] for n in fmap.frame_names], "map's training frames")
+        if ds.rendered_depth is None and fmap.meta.get("depth", "depth.png") != "depth.png":
             log.warning("the map was built on %s; the depth baseline reads depth.png (pass --rendered-depth to "
                         "use the same)", fmap.meta["depth"])  # fmt: skip
 

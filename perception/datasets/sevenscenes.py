@@ -371,9 +371,11 @@ def read_rendered_depth(path: str | os.PathLike, invalid: float = 0.0) -> np.nda
     path = require_file(path, DATASET, "a rendered depth map seqXX_frame-NNNNNN.pose.depth.tiff (hloc's layout)")
     data = np.fromfile(path, dtype=np.uint8)
     raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if raw is None or raw.ndim != 2 or raw.dtype.kind not in "iuf":  # PIL's mode "I" TIFFs are int32
+    # integer millimetres of 16 bits or more (PIL's mode "I" TIFFs are int32) or float; 8 bits cannot hold depth
+    if raw is None or raw.ndim != 2 or raw.dtype.kind not in "iuf" or raw.dtype.itemsize < 2:
         what = "unreadable" if raw is None else f"{raw.dtype} with shape {raw.shape}"
-        raise InputError(f"{DATASET}: {path} is {what}; expected a single-channel integer or float TIFF in mm")
+        raise InputError(f"{DATASET}: {path} is {what}; expected a single-channel 16/32-bit integer or float TIFF "
+                         "in mm")
     mm = raw.astype(np.float64)
     depth = (mm / 1000.0).astype(np.float32)
     depth[~np.isfinite(mm) | (mm <= 0) | (mm > 1e6)] = invalid

@@ -57,8 +57,8 @@ class QueryConfig:
     """A PnP with fewer inliers is a failure (the previous pose is kept)."""
     track_min_inliers: int = 50
     """Tracking (``localize(prior=...)``): the pose is accepted only if every iteration's PnP holds and the last has
-    at least this many inliers, else the image is relocalised from retrieval. Stricter than ``min_inliers``: from
-    a wrong prior a dozen chance inliers are common."""
+    at least this many inliers (and ``min_inliers``), else the image is relocalised from retrieval. Stricter than
+    ``min_inliers``: from a wrong prior a dozen chance inliers are common."""
     retrieval_top_k: int = 5
     """Training frames the prior is computed from: the best of the global-descriptor ranking or of the list given
     (``--retrieval-pairs``)."""
@@ -74,9 +74,6 @@ class QueryConfig:
             raise InputError(f"reloc: unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.iterations < 1 or self.retrieval_top_k < 1 or self.min_inliers < 4:
             raise InputError("reloc: iterations >= 1, retrieval_top_k >= 1 and min_inliers >= 4 are required")
-        if self.track_min_inliers < self.min_inliers:
-            raise InputError(f"reloc: track_min_inliers ({self.track_min_inliers}) must be >= min_inliers "
-                             f"({self.min_inliers})")  # fmt: skip
 
 
 @dataclass
@@ -267,7 +264,8 @@ class Relocalizer:
             T, ok = self._iterate(dense, prior, method, res)
             # every iteration must hold and end well above min_inliers: from a wrong prior a dozen chance inliers
             # are common (simulated room: wrong tracks <= 26 inliers, right ones >= 120)
-            if ok == self.cfg.iterations and res.inliers[-1] >= self.cfg.track_min_inliers:
+            need = max(self.cfg.track_min_inliers, self.cfg.min_inliers)
+            if ok == self.cfg.iterations and res.inliers[-1] >= need:
                 res.T_world_cam, res.success = T, True
                 res.seconds = time.perf_counter() - t0
                 return res

@@ -299,6 +299,9 @@ def test_rendered_depth_maps_in_hlocs_layout(tmp_path: Path) -> None:
     assert np.allclose(read_rendered_depth(tmp_path / "i32.tiff"), [[0.0, 2.5]])
     cv2.imwrite(str(tmp_path / "far.tiff"), np.array([[2e6, 1000.0]], np.float32))  # > 1000 m: invalid
     assert np.allclose(read_rendered_depth(tmp_path / "far.tiff"), [[0.0, 1.0]])
+    cv2.imwrite(str(tmp_path / "u8.tiff"), np.full((2, 2), 200, np.uint8))  # 8 bits cannot hold millimetres
+    with pytest.raises(InputError, match="u8.tiff is uint8 with shape"):
+        read_rendered_depth(tmp_path / "u8.tiff")
     (tmp_path / "bad.tiff").write_bytes(b"II*\x00 truncated")
     with pytest.raises(InputError, match="bad.tiff is unreadable; expected a single-channel"):
         read_rendered_depth(tmp_path / "bad.tiff")

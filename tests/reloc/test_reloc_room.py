@@ -315,8 +315,9 @@ def test_tracking_starts_from_a_previous_pose_and_relocalises_when_lost(room: Pa
     image = ds.load_color(query)
     for method in ("favor", "baseline"):
         for k in (0, 4, 7, 13, 16, 20):
-            r = rel.localize(image, "q", method, prior=train[k].T_world_cam)
-            assert r.success and r.lost and pose_errors(r.T_world_cam, query.T_world_cam)[0] < 0.05, (method, k)
+            r = rel.localize(image, "q", method, prior=train[k].T_world_cam)  # (a 45-degree one may converge)
+            assert r.success and r.lost != r.tracked, (method, k)
+            assert pose_errors(r.T_world_cam, query.T_world_cam)[0] < 0.05, (method, k, r.tracked, r.inliers)
     with pytest.raises(InputError, match="depth baseline localises from retrieved frames only"):
         rel.localize(ds.load_color(b), "b", method="depth", prior=ra.T_world_cam)
 
@@ -377,6 +378,11 @@ def test_rendered_depth_replaces_misregistered_depth(room: Path, built: Path, tm
     fmap = FavorMap.load(built)
     assert fmap.meta["depth"] == "depth.png"
     with pytest.raises(InputError, match="was built with the depth of depth.png, this run uses rendered"):
+        check_map_matches(fmap, built, room, "room", fmap.camera, MapConfig(), None, rendered)
+    fmap.meta["depth"] = "rendered /elsewhere/depth/7scenes_room/train/depth"  # the same rendering, moved: reused
+    check_map_matches(fmap, built, room, "room", fmap.camera, MapConfig(), None, rendered)
+    fmap.meta["depth"] = "rendered /elsewhere/other_render/7scenes_room/depth"  # another rendering: rebuilt
+    with pytest.raises(InputError, match="was built with the depth of rendered /elsewhere/other_render"):
         check_map_matches(fmap, built, room, "room", fmap.camera, MapConfig(), None, rendered)
     # B0 on a map built on rendered depth but run without it: said, not silent
     fmap.meta["depth"] = f"rendered {rendered}"
