@@ -6,6 +6,8 @@ Same map, same retrieval prior, same PnP for every method:
 - depth (B0, hloc-style): matches to the retrieved training frames lifted by their depth images.
 Reported: accuracy (median cm / deg, recalls), time per query (mean and median), the rendering time alone for the
 visible landmarks, and memory per landmark (FaVoR's grid vs the baseline's descriptor; B0 keeps whole frames).
+``tracking``: a training loop queried as a video, each frame from the previous estimate (``--track``) vs from
+retrieval every time: time per query, frames tracked, median and worst error.
 
 Where the accuracy comes from (slam.reloc.diagnostics, with the test poses as truth): ``descriptor_agreement``, the
 cosine between the query's descriptor and each prediction of the landmark's descriptor at the true
@@ -73,6 +75,18 @@ def run_one(args: argparse.Namespace, seed: int) -> dict:
             rel.landmark_descriptors(T, ids, "baseline")
             lookup_s.append(time.perf_counter() - t)
             visible.append(len(ids))
+        # tracking (reloc query --track, the node's default): a training loop as a video (every 2nd frame), each
+        # frame from the previous estimate vs relocalised from retrieval every time
+        tracking = {}
+        for key, track in (("relocalise_every_frame", False), ("track", True)):
+            tr = query_scene(fmap, root, args.scene, "train", QueryConfig(seed=seed), ["favor"], stride=2,
+                             track=track)["favor"]  # fmt: skip
+            sec, err = [r["seconds"] for r in tr], [r["t_err_m"] for r in tr]
+            tracking[key] = {"queries": len(tr), "tracked": sum(r["tracked"] for r in tr),
+                             "seconds_per_query": float(np.mean(sec)),
+                             "seconds_per_query_median": float(np.median(sec)),
+                             "median_t_cm": 100 * float(np.median(err)),
+                             "max_t_cm": 100 * float(np.max(err))}  # fmt: skip
         # where the accuracy comes from: descriptor agreement at the true correspondences, and the oracle
         ds = SevenScenes(root, args.scene)
         diag = diagnose(rel, ((rel.extractor(ds.load_color(f)), f.T_world_cam) for f in ds.frames("test")))
@@ -97,6 +111,7 @@ def run_one(args: argparse.Namespace, seed: int) -> dict:
         s = summarise(recs[m])
         s["seconds_per_query_median"] = float(np.median([r["seconds"] for r in recs[m]]))
         out["methods"][m] = s
+    out["tracking"] = tracking
     out["diagnostics"] = diag
     out["favor_vs_baseline"] = compare_methods(recs["favor"], recs["baseline"])
     out["t_err_m"] = {m: [r["t_err_m"] for r in recs[m]] for m in ("favor", "baseline")}
