@@ -99,7 +99,7 @@ class FavorRelocalizer(Node):
         self.pub = self.create_publisher("pose", POSE)
         self.image_topic = self.resolve("image")
         self.counts = {"received": 0, "localised": 0, "failed": 0, "skipped": 0, "rejected": 0, "tracked": 0,
-                       "relocalised": 0}  # fmt: skip
+                       "relocalised": 0, "lost": 0}  # fmt: skip
         self._reported: set[str] = set()
         self._pending: collections.deque = collections.deque()
         self._cv = threading.Condition()
@@ -163,6 +163,7 @@ class FavorRelocalizer(Node):
             line = str(e).splitlines()[0] if str(e) else ""
             self._reject(type(e).__name__, f"{what}: localisation failed ({type(e).__name__}: {line})")
             return
+        self.counts["lost"] += int(res.lost)  # tracking from the previous pose failed (whatever retrieval gave)
         if not res.success or res.T_world_cam is None:
             self.counts["failed"] += 1
             self.logger.debug("%s: not localised (inliers per iteration %s)", what, res.inliers)
@@ -195,9 +196,10 @@ class FavorRelocalizer(Node):
             with self._cv:
                 waiting = len(self._pending)
             undecoded = self.dropped.get(self.image_topic, 0)
-            self.logger.info("%d images: %d localised (%d tracked from the previous pose, %d relocalised after "
-                             "losing it), %d not localised, %d skipped (a newer one was waiting), %d rejected, %d "
-                             "still waiting at shutdown; %d messages on %s did not decode", c["received"],
-                             c["localised"], c["tracked"], c["relocalised"], c["failed"], c["skipped"], c["rejected"],
-                             waiting, undecoded, self.image_topic)  # fmt: skip
+            self.logger.info("%d images: %d localised (%d tracked from the previous pose, %d relocalised from "
+                             "retrieval after losing it; %d lost it in all), %d not localised, %d skipped (a newer "
+                             "one was waiting), %d rejected, %d still waiting at shutdown; %d messages on %s did not "
+                             "decode", c["received"], c["localised"], c["tracked"], c["relocalised"], c["lost"],
+                             c["failed"], c["skipped"], c["rejected"], waiting, undecoded,
+                             self.image_topic)  # fmt: skip
         super().close()
