@@ -171,9 +171,10 @@ def pose_source(pgt: Path | None) -> str:
     return "pose.txt" if pgt is None else f"pgt {Path(pgt).resolve()}"
 
 
-def scene_depth(rendered_depth: Path | None, scene: str) -> Path | None:
-    """A scene's rendered-depth folder (``{scene}`` replaced), or None for the dataset's depth.png files."""
-    return None if rendered_depth is None else Path(str(rendered_depth).replace("{scene}", scene))
+def for_scene(path: Path | None, scene: str) -> Path | None:
+    """A per-scene path option (``--rendered-depth``, ``--retrieval-pairs``) with ``{scene}`` replaced; None stays
+    None."""
+    return None if path is None else Path(str(path).replace("{scene}", scene))
 
 
 def depth_source(rendered_depth: Path | None) -> str:
@@ -238,7 +239,7 @@ def build_scene_map(root: Path, scene: str, camera_opts: CameraOptions, map_cfg:
                     rendered_depth: Path | None = None) -> FavorMap:  # fmt: skip
     """Stage: read a scene's training split (colour, depth: the dataset's or ``rendered_depth``'s, poses: the
     dataset's or ``pgt``'s) and build its FaVoR map."""
-    depth_dir = scene_depth(rendered_depth, scene)
+    depth_dir = for_scene(rendered_depth, scene)
     ds = SevenScenes(root, scene, pgt=pgt, rendered_depth=depth_dir)
     camera = scene_camera(root, scene, camera_opts, pgt)
     frames = _frames(ds, "train", stride)
@@ -307,7 +308,7 @@ def retrieval_lists(path: Path, scene: str, fmap: FavorMap, queries: list[str]) 
     folder (``chess/seq-03/...``, one file for every scene): only this scene's lines are used, and a frame of
     another scene is an error. A listed frame the map skipped (built with ``--stride``) becomes the nearest mapped
     frame of its sequence; repeats are dropped."""
-    path = Path(str(path).replace("{scene}", scene))
+    path = for_scene(path, scene)
     pairs = read_pairs(path)
     listed = {p[1:]: names for q, names in pairs.items()
               if (p := parse_frame_name(q)) is not None and p[0] in (None, scene)}  # fmt: skip
@@ -342,10 +343,10 @@ def retrieval_lists(path: Path, scene: str, fmap: FavorMap, queries: list[str]) 
 def check_retrieval_pairs(path: Path, scenes: list[str]) -> None:
     """Before any work: each scene's pairs file exists, and one file without ``{scene}`` serves several scenes
     only if its names carry the scene folder (``chess/seq-03/...``)."""
-    for scene in scenes:
-        read_pairs(Path(str(path).replace("{scene}", scene)))
-    if len(scenes) > 1 and "{scene}" not in str(path):
-        bare = [q for q in read_pairs(path) if (p := parse_frame_name(q)) is None or p[0] is None]
+    # each distinct file read once: a path without {scene} is one file for every scene
+    lists = [read_pairs(f) for f in dict.fromkeys(for_scene(path, scene) for scene in scenes)]
+    if len(scenes) > 1 and len(lists) == 1:
+        bare = [q for q in lists[0] if (p := parse_frame_name(q)) is None or p[0] is None]
         if bare:
             raise InputError(f"{path}: one retrieval list for {len(scenes)} scenes, but it names queries without "
                              f"their scene folder ({bare[0]!r}); put {{scene}} in --retrieval-pairs "
@@ -365,7 +366,7 @@ def query_scene(fmap: FavorMap, root: Path, scene: str, split: str, cfg: QueryCo
     if track and "depth" in methods:
         raise InputError("reloc: --track applies to favor and baseline; the depth baseline localises from "
                          "retrieved frames only")  # fmt: skip
-    ds = SevenScenes(root, scene, pgt=pgt, rendered_depth=scene_depth(rendered_depth, scene))
+    ds = SevenScenes(root, scene, pgt=pgt, rendered_depth=for_scene(rendered_depth, scene))
     frames = _frames(ds, split, stride)
     train_by_name = {f.name: f for f in ds.frames("train")}
     listed = None
@@ -569,7 +570,7 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
         check_retrieval_pairs(cfg.retrieval_pairs, scenes)
     for scene in scenes:  # every scene's rendered depth folder, before the first scene's work
         if cfg.rendered_depth is not None:
-            SevenScenes(cfg.root, scene, rendered_depth=scene_depth(cfg.rendered_depth, scene))
+            SevenScenes(cfg.root, scene, rendered_depth=for_scene(cfg.rendered_depth, scene))
     for scene in scenes:
         map_path = out / "maps" / f"{scene}.favor.npz"
         camera = scene_camera(cfg.root, scene, cfg.camera, cfg.pgt)
@@ -579,7 +580,7 @@ def run_eval(cfg: Eval7ScenesConfig) -> int:
                 fmap = FavorMap.load(map_path)
                 try:
                     check_map_matches(fmap, map_path, cfg.root, scene, camera, cfg.map, cfg.pgt,
-                                      scene_depth(cfg.rendered_depth, scene))  # fmt: skip
+                                      for_scene(cfg.rendered_depth, scene))  # fmt: skip
                 except InputError as e:
                     log.warning("rebuilding: %s", e)
                     fmap = None
